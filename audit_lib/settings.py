@@ -1,0 +1,78 @@
+"""Tunable settings of the audit, one pydantic model per section of the params file.
+
+These are lightweight (pydantic only) so the CLI can parse a params file fast.
+``audit_lib.params.Params`` composes them. Every field has a documented default;
+a params file only needs to name what it changes. Unknown keys are errors.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Strict", "Thresholds", "PrivacySettings", "BehaviourSettings", "PerceptionSettings",
+    "LinkageSettings", "ScorecardSettings",
+]
+
+
+class Strict(BaseModel):
+    """Base for every params section: unknown keys are errors, values are validated on assignment."""
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Thresholds(Strict):
+    anonymity: int = Field(5, ge=2, description="Smallest survey group ever shown (respondents).")
+    comments_anonymity: int = Field(10, ge=2, description="Smallest group whose comments are shown.")
+    min_surveys: int = Field(30, ge=1, description="Minimum customer surveys behind any agent or team claim.")
+    min_contacts_agent: int = Field(50, ge=1, description="Minimum contacts before an agent is assessed.")
+    min_weeks: int = Field(8, ge=2, description="Minimum weeks of data for trends and linkage.")
+    repeat_window_days: int = Field(7, ge=1, le=90, description="Same customer again within N days = repeat contact.")
+    short_contact_seconds: int = Field(10, ge=1, le=600, description="Voice contacts shorter than this are 'short'.")
+    service_level_seconds: int = Field(20, ge=1, le=3600, description="T in 'answered within T seconds'.")
+    service_level_variant: Literal["offered", "answered", "answered_plus_abandoned_after_t"] = Field(
+        "offered", description="Denominator of service level: offered calls, answered calls, "
+                               "or answered + abandoned after T.")
+    review_stale_days: int = Field(365, ge=1, description="A register review date older than this is stale.")
+
+    @model_validator(mode="after")
+    def _comments_at_least_anonymity(self):
+        if self.comments_anonymity < self.anonymity:
+            raise ValueError(
+                f"comments_anonymity ({self.comments_anonymity}) must be at least anonymity "
+                f"({self.anonymity}); comments identify people more easily than scores")
+        return self
+
+
+class PrivacySettings(Strict):
+    pseudonymise_agents: bool = Field(True, description="Show agents under stable pseudonyms in shareable output.")
+
+
+class BehaviourSettings(Strict):
+    """Behaviour-lens detector thresholds (documented in audit_lib.behaviour)."""
+    bootstrap: int = Field(200, ge=0, le=10000, description="Bootstrap replicates for bunching intervals.")
+    seed: int = Field(20261123, description="Seed for every random draw in the lens.")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="Family-wise error rate per detector (multiple agents/teams).")
+
+
+class PerceptionSettings(Strict):
+    """Perception-lens settings."""
+    labels: dict[str, int] = Field(
+        default_factory=lambda: {"strongly disagree": 1, "disagree": 2,
+                                 "neither agree nor disagree": 3, "neutral": 3,
+                                 "agree": 4, "strongly agree": 5},
+        description="Answer label (case-insensitive) -> score 1..5, for form-tool exports that store labels.")
+    min_alpha: float = Field(0.6, ge=0, le=1, description="Cronbach's alpha below this: index unreliable.")
+
+
+class LinkageSettings(Strict):
+    """Linkage-lens settings."""
+    max_lag: int = Field(4, ge=0, le=12, description="Lags 0..max_lag weeks (metric in t vs outcome in t+k).")
+    bootstrap: int = Field(500, ge=0, le=10000, description="Cluster-bootstrap replicates.")
+    seed: int = Field(20261123, description="Seed for every random draw in the lens.")
+
+
+class ScorecardSettings(Strict):
+    """Scorecard settings: overrides of the verdict rule table (see audit_lib.scorecard)."""
+    rules: dict[str, str] = Field(default_factory=dict,
+                                  description="check name -> verdict it triggers (keep/counterbalance/rework/retire).")
