@@ -1,13 +1,13 @@
 # Two commands: `make demo` and `make test`. Both create the virtual environment on first use.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test env clean bench
+.PHONY: demo test env clean browser
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'" >&2; exit 2; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -20,7 +20,16 @@ demo: $(STAMP)
 	$(BIN)/kpi-audit demo --out demo_client
 	$(BIN)/kpi-audit validate params/demo.yaml
 
-test: $(STAMP)
+# The browser test needs a local Chromium: install Debian's package when we can (root + apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package) for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser test will say so"; \
+	  else echo "note: chromium not found and cannot be installed here (needs root + apt-get)"; fi; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 clean:
