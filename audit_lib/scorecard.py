@@ -1,0 +1,643 @@
+"""Verdicts, recommendations and the quarter-over-quarter comparison.
+
+The scorecard turns the four lenses' Findings into one verdict per metric:
+
+``keep``
+    the measure works as intended; nothing flagged calls for a change.
+``counterbalance``
+    keep it, but pair it with a measure that shows the harm its target can cause
+    (Grove's paired indicators).
+``rework``
+    redefine it, retarget it, or decouple it from pay (Harris & Tayler's fixes for
+    surrogation); the recommendation says which.
+``retire``
+    stop using it as a target (a duplicate, or a measure whose improvement goes
+    with worse outcomes).
+``not assessed``
+    nothing was flagged *and* none of the data lenses (behaviour, perception,
+    linkage) could assess it: the report says so instead of calling it sound.
+
+The rule
+--------
+Every *flagged* finding (severity medium or high) of the register, behaviour,
+perception and linkage lenses looks up its ``check`` in the rule table
+(:data:`DEFAULT_RULES`; ``linkage_class`` is looked up as ``linkage_class:<label>``).
+The metric's verdict is the strongest verdict any of its flagged findings
+triggers, in the order keep < counterbalance < rework < retire. Findings that are
+not flagged never change a verdict. ``params.scorecard.rules`` overrides entries
+of the table (``check -> verdict``), e.g. ``{surrogation_risk: rework}`` for a
+client who wants every pay-linked measure reworked.
+
+The rationale cites each triggering finding as ``lens/check/scope`` in ``evidence``
+and lists the lenses that could not assess the metric.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .columns import Finding as F
+from .columns import Register as R
+from .errors import ParamsError, RunError
+from .findings import FLAGGED, concat, empty_findings, finding, make_findings, read_json
+
+__all__ = [
+    "VERDICTS", "DEFAULT_RULES", "REWORK_KIND", "ACTIONS", "EVIDENCE_LENSES", "SCORECARD_COLUMNS",
+    "resolve_rules", "build_scorecard", "verdict_findings", "recommendations", "scorecard_findings",
+    "key_findings", "metric_summary", "compare_quarters", "compare_with_previous", "collect_findings",
+    "LENS_ENTRY_POINTS",
+]
+
+#: verdicts from weakest to strongest intervention
+VERDICTS = ("keep", "counterbalance", "rework", "retire")
+NOT_ASSESSED = "not assessed"
+#: lenses whose findings rest on the client's data (the register lens reads only the register)
+EVIDENCE_LENSES = ("behaviour", "perception", "linkage")
+JUDGED_LENSES = ("register",) + EVIDENCE_LENSES
+
+#: check -> verdict a flagged finding of that check triggers
+DEFAULT_RULES: dict[str, str] = {
+    # register: why is it measured, and how is it governed
+    "purpose_missing": "rework",
+    "purpose_restates_metric": "rework",
+    "purpose_only_number": "rework",
+    "purpose_no_outcome": "rework",
+    "owner_missing": "rework",
+    "target_missing": "rework",
+    "direction_missing": "rework",
+    "target_direction_conflict": "rework",
+    "target_implausible": "rework",
+    "surrogation_risk": "counterbalance",
+    "counterbalance_missing": "counterbalance",
+    "counterbalance_unknown": "counterbalance",
+    "contradictory_pair": "counterbalance",
+    "duplicate_metric": "retire",
+    "orphan_not_computable": "rework",
+    "orphan_unregistered_kpi": "keep",
+    "review_stale": "keep",
+    "current_vs_target": "keep",
+    # behaviour: what the client's data shows
+    "catalogue_risk": "keep",
+    "threshold_bunching": "rework",
+    "short_contacts": "rework",
+    "displacement": "rework",
+    "fcr_integrity": "rework",
+    "callback_unkept": "rework",
+    "hollow_first_reply": "rework",
+    "end_of_period_surge": "rework",
+    "survey_selection": "rework",
+    # perception: how staff see it
+    "perception_index": "keep",
+    "index_reliability": "keep",
+    "staff_manager_gap": "counterbalance",
+    "team_difference": "keep",
+    "perceived_pressure": "counterbalance",
+    "perceived_gaming": "rework",
+    "comment_themes": "keep",
+    # linkage: does it move with real outcomes
+    "association": "keep",
+    "within_agent": "keep",
+    "lagged": "keep",
+    "relative_importance": "keep",
+    "decoupling": "rework",
+    "counterbalance_worsened": "rework",
+    "linkage_class:linked": "keep",
+    "linkage_class:weak": "keep",
+    "linkage_class:decoupled": "rework",
+    "linkage_class:adverse": "retire",
+    "linkage_class:not_assessable": "keep",
+}
+
+#: which kind of rework a check calls for
+REWORK_KIND: dict[str, str] = {
+    "threshold_bunching": "retarget", "end_of_period_surge": "retarget", "target_missing": "retarget",
+    "target_implausible": "retarget", "target_direction_conflict": "retarget",
+    "direction_missing": "retarget",
+    "fcr_integrity": "redefine", "hollow_first_reply": "redefine", "survey_selection": "redefine",
+    "short_contacts": "redefine", "displacement": "redefine", "callback_unkept": "redefine",
+    "purpose_missing": "redefine", "purpose_restates_metric": "redefine", "purpose_only_number": "redefine",
+    "purpose_no_outcome": "redefine", "owner_missing": "redefine", "orphan_not_computable": "redefine",
+    "decoupling": "redefine", "counterbalance_worsened": "decouple from pay",
+    "perceived_gaming": "decouple from pay",
+}
+#: behaviour detectors that show gaming in the client's data (with a pay link: decouple from pay)
+GAMING_CHECKS = ("threshold_bunching", "short_contacts", "displacement", "fcr_integrity", "callback_unkept",
+                 "hollow_first_reply", "end_of_period_surge", "survey_selection", "perceived_gaming")
+
+#: plain-language action per check, used in the recommendations
+ACTIONS: dict[str, str] = {
+    "purpose_missing": "write down what customer or business outcome it is meant to improve",
+    "purpose_restates_metric": "state the outcome it serves, not the metric again",
+    "purpose_only_number": "state the outcome it serves, not only a number to hit",
+    "purpose_no_outcome": "name the customer or business outcome it is meant to move",
+    "owner_missing": "name an owner who answers for it",
+    "target_missing": "set a target, or report it as a trend without one",
+    "direction_missing": "say whether higher or lower is better",
+    "target_direction_conflict": "fix the target so it points in the intended direction",
+    "target_implausible": "set a target the process can actually reach",
+    "surrogation_risk": "loosen its link to pay or discipline and judge it alongside its counter-measure",
+    "counterbalance_missing": "pair it with a counter-measure that shows the harm its target can cause",
+    "counterbalance_unknown": "fix the counter-measure reference so it names a registered metric",
+    "contradictory_pair": "agree which of the two pulling measures wins, and review them together",
+    "duplicate_metric": "keep one definition and stop reporting the duplicate",
+    "orphan_not_computable": "define it so it can be computed from the data, or stop reporting it",
+    "threshold_bunching": "replace the hard threshold with a range or a distribution-based goal",
+    "short_contacts": "review very short contacts with the agents concerned and stop rewarding speed alone",
+    "displacement": "count transfers and repeat contacts alongside handle time",
+    "fcr_integrity": "measure resolution from repeat contacts instead of the agent's own code",
+    "callback_unkept": "track every call-back promise to completion and follow up unkept ones",
+    "hollow_first_reply": "count the first reply that moves the case forward, not any first reply",
+    "end_of_period_surge": "smooth the measurement period so the end of the month is not a deadline",
+    "survey_selection": "survey a random sample of contacts instead of agent-chosen ones",
+    "staff_manager_gap": "explain to staff why it is measured and listen to why they doubt it",
+    "perceived_pressure": "tell staff when the customer comes before the number, and mean it",
+    "perceived_gaming": "take it out of individual targets until the workarounds stop",
+    "decoupling": "check that it still tracks the outcome it stands for; redefine it if not",
+    "counterbalance_worsened": "stop pushing it while its counter-measure gets worse",
+    "linkage_class:decoupled": "show that it moves with a real outcome before using it as a target",
+    "linkage_class:adverse": "stop using it as a target: improving it goes with worse outcomes",
+}
+
+#: plain-language title of each check (report and rationale)
+CHECK_TITLES: dict[str, str] = {
+    "purpose_missing": "no stated purpose", "duplicate_metric": "duplicates another metric",
+    "counterbalance_missing": "no counter-measure", "surrogation_risk": "tied to pay or recognition",
+    "threshold_bunching": "results heaped just inside the target",
+    "short_contacts": "agents with unusually many very short contacts",
+    "displacement": "low handle time paired with transfers or repeats",
+    "fcr_integrity": "coded resolution disagrees with repeat contacts",
+    "callback_unkept": "call-back promises not kept", "hollow_first_reply": "fast but hollow first replies",
+    "end_of_period_surge": "surge at the end of the period", "survey_selection": "selective customer surveys",
+    "staff_manager_gap": "managers rate it higher than staff", "decoupling": "moves apart from its outcome",
+    "counterbalance_worsened": "its counter-measure got worse", "linkage_class": "link with outcomes",
+}
+
+SCORECARD_COLUMNS = ("metric_id", "name", "kpi", "verdict", "rework_kind", "severity", "flagged",
+                     "not_assessed", "rationale", "evidence")
+
+_VERDICT_SEVERITY = {"keep": "ok", "counterbalance": "low", "rework": "medium", "retire": "high",
+                     NOT_ASSESSED: "not_assessable"}
+_SEV_RANK = {"high": 0, "medium": 1, "low": 2, "not_assessable": 3, "info": 4, "ok": 5}
+_LENS_WEIGHT = {"behaviour": 0, "linkage": 1, "perception": 2, "register": 3}
+
+#: lens -> names of the functions tried, in order, to compute that lens's findings from an audit
+LENS_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "register": ("audit_findings", "run_lens", "assess", "findings"),
+    "behaviour": ("audit_findings", "run_lens", "assess", "findings"),
+    "perception": ("audit_findings", "run_lens", "assess", "findings"),
+    "linkage": ("audit_findings", "run_lens", "assess", "findings"),
+}
+
+
+def _title(check: str) -> str:
+    return CHECK_TITLES.get(check, str(check).replace("_", " "))
+
+
+def _rule_key(row) -> str:
+    if row[F.CHECK] == "linkage_class":
+        return f"linkage_class:{row[F.LABEL]}"
+    return str(row[F.CHECK])
+
+
+def resolve_rules(overrides: dict | None = None) -> dict[str, str]:
+    """The rule table with ``params.scorecard.rules`` applied.
+
+    Raises
+    ------
+    ParamsError
+        When an override names a verdict that does not exist.
+    """
+    rules = dict(DEFAULT_RULES)
+    for check, verdict in sorted((overrides or {}).items()):
+        if verdict not in VERDICTS:
+            raise ParamsError(f"params scorecard.rules.{check}: verdict {verdict!r} is not one of "
+                              f"{', '.join(VERDICTS)}; fix the value in the params file.")
+        rules[str(check)] = verdict
+    return rules
+
+
+def _strongest(verdicts) -> str:
+    ranks = [VERDICTS.index(v) for v in verdicts if v in VERDICTS]
+    return VERDICTS[max(ranks)] if ranks else "keep"
+
+
+def _cite(row) -> str:
+    return f"{row[F.LENS]}/{row[F.CHECK]}/{row[F.SCOPE]}"
+
+
+def _register_frame(register: pd.DataFrame | None, findings: pd.DataFrame) -> pd.DataFrame:
+    if register is not None and len(register):
+        reg = register.copy()
+        reg[R.METRIC_ID] = reg[R.METRIC_ID].astype(str)
+        for col in (R.NAME, R.KPI):
+            if col not in reg:
+                reg[col] = ""
+        return reg[[R.METRIC_ID, R.NAME, R.KPI]].fillna("")
+    ids = sorted({m for m in findings[F.METRIC_ID].astype(str) if m})
+    return pd.DataFrame({R.METRIC_ID: ids, R.NAME: ids, R.KPI: [""] * len(ids)})
+
+
+def _not_assessed(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(lens, reason) for every evidence lens with no assessable finding for this metric."""
+    out = []
+    for lens in EVIDENCE_LENSES:
+        lens_rows = rows[rows[F.LENS] == lens]
+        if lens_rows.empty:
+            out.append((lens, "no findings from this lens"))
+            continue
+        usable = lens_rows[~lens_rows[F.SEVERITY].isin(("not_assessable",))
+                           & (lens_rows[F.CHECK] != "catalogue_risk")]
+        if usable.empty:
+            reasons = [d for d in lens_rows.loc[lens_rows[F.SEVERITY] == "not_assessable", F.DETAIL] if d]
+            out.append((lens, reasons[0] if reasons else "the data could not answer"))
+    return out
+
+
+def build_scorecard(findings: pd.DataFrame, register: pd.DataFrame | None = None,
+                    rules: dict | None = None) -> pd.DataFrame:
+    """One verdict per metric from the lenses' Findings.
+
+    Parameters
+    ----------
+    findings : DataFrame
+        Findings of the register, behaviour, perception and linkage lenses
+        (other lenses' rows are ignored).
+    register : DataFrame, optional
+        The metric register (``metric_id``, ``name``, ``kpi``); every registered metric
+        gets a row even without findings. Without it, the metrics named in the findings.
+    rules : dict, optional
+        Overrides of :data:`DEFAULT_RULES` (``params.scorecard.rules``).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SCORECARD_COLUMNS`, one row per metric, sorted by ``metric_id``.
+    """
+    table = resolve_rules(rules)
+    lens_rows = findings[findings[F.LENS].isin(JUDGED_LENSES)]
+    reg = _register_frame(register, findings)
+    out = []
+    for metric_id, name, kpi in reg[[R.METRIC_ID, R.NAME, R.KPI]].itertuples(index=False):
+        rows = lens_rows[lens_rows[F.METRIC_ID].astype(str) == str(metric_id)]
+        flagged = rows[rows[F.SEVERITY].isin(FLAGGED)].copy()
+        flagged["_rank"] = flagged[F.SEVERITY].map(_SEV_RANK)
+        flagged["_lens"] = flagged[F.LENS].map(_LENS_WEIGHT)
+        flagged = flagged.sort_values(["_rank", "_lens", F.CHECK, F.SCOPE], kind="mergesort")
+        flagged["_verdict"] = [table.get(_rule_key(r), "keep") for r in flagged.to_dict("records")]
+        verdict = _strongest(flagged["_verdict"])
+        missing = _not_assessed(rows)
+        if verdict == "keep" and len(missing) == len(EVIDENCE_LENSES):
+            verdict = NOT_ASSESSED
+        triggers = flagged[flagged["_verdict"] == verdict] if verdict in VERDICTS[1:] else flagged.iloc[:0]
+        kinds = []
+        if verdict == "rework":
+            kinds = sorted({REWORK_KIND.get(c, "redefine") for c in triggers[F.CHECK]})
+            pay_linked = ((flagged[F.CHECK] == "surrogation_risk") & (flagged[F.SEVERITY] == "high")).any()
+            if pay_linked and flagged[F.CHECK].isin(GAMING_CHECKS).any() and "decouple from pay" not in kinds:
+                kinds.append("decouple from pay")
+        out.append({
+            "metric_id": str(metric_id), "name": str(name) or str(metric_id), "kpi": str(kpi),
+            "verdict": verdict, "rework_kind": ", ".join(kinds),
+            "severity": _VERDICT_SEVERITY[verdict], "flagged": int(len(flagged)),
+            "not_assessed": "; ".join(f"{lens} ({why})" for lens, why in missing),
+            "rationale": _rationale(verdict, kinds, triggers, flagged, missing),
+            "evidence": "; ".join(_cite(r) for r in flagged.to_dict("records")),
+        })
+    return pd.DataFrame(out, columns=list(SCORECARD_COLUMNS)).sort_values(
+        "metric_id", kind="mergesort").reset_index(drop=True)
+
+
+def _group_text(rows: pd.DataFrame) -> list[str]:
+    """One phrase per check (several scopes of a check become one phrase with a count)."""
+    phrases = []
+    for check, grp in rows.groupby(F.CHECK, sort=False):
+        scopes = [s for s in grp[F.SCOPE] if s and s != "overall"]
+        where = ""
+        if len(scopes) == 1:
+            where = f" ({scopes[0].replace('|', ', ')})"
+        elif scopes:
+            kinds = {s.split(":", 1)[0] for s in scopes}
+            unit = kinds.pop() if len(kinds) == 1 else "scope"
+            where = f" ({len(scopes)} {unit}s)"
+        phrases.append(f"{_title(check)}{where}")
+    return phrases
+
+
+def _rationale(verdict: str, kinds: list[str], triggers: pd.DataFrame, flagged: pd.DataFrame,
+               missing: list[tuple[str, str]]) -> str:
+    if verdict == NOT_ASSESSED:
+        text = "Not assessed: no lens could test it against the data, and the register raised nothing."
+    elif verdict == "keep":
+        text = ("Keep: no flagged finding calls for a change." if flagged.empty else
+                "Keep: flagged points do not call for a change of the measure itself — "
+                + "; ".join(_group_text(flagged)) + ".")
+    else:
+        head = {"counterbalance": "Keep with a counterbalance",
+                "rework": "Rework" + (f" ({', '.join(kinds)})" if kinds else ""),
+                "retire": "Retire"}[verdict]
+        text = f"{head}: " + "; ".join(_group_text(triggers)) + "."
+        others = flagged[~flagged.index.isin(triggers.index)]
+        if len(others):
+            text += " Also: " + "; ".join(_group_text(others)) + "."
+    if missing and verdict != NOT_ASSESSED:
+        text += " Not assessed by " + ", ".join(lens for lens, _ in missing) + "."
+    return text
+
+
+def verdict_findings(scorecard: pd.DataFrame) -> pd.DataFrame:
+    """Findings rows (lens ``scorecard``, check ``verdict``, label = verdict) of a scorecard."""
+    rows = [finding("scorecard", r["metric_id"], "verdict", r["severity"], label=r["verdict"],
+                    n=r["flagged"], evidence=r["evidence"], detail=r["rationale"])
+            for r in scorecard.to_dict("records")]
+    return make_findings(rows)
+
+
+def recommendations(scorecard: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    """A prioritised list of actions, one per metric whose verdict is not keep.
+
+    Priority: retire, then rework, then counterbalance; within a verdict, metrics with a
+    high-severity finding first, then pay-linked ones, then those with more flagged findings.
+    Returns columns ``priority, metric_id, name, verdict, action, evidence``.
+    """
+    order = {v: i for i, v in enumerate(reversed(VERDICTS))}
+    judged = findings[findings[F.LENS].isin(JUDGED_LENSES) & findings[F.SEVERITY].isin(FLAGGED)]
+    recs = []
+    for r in scorecard.to_dict("records"):
+        if r["verdict"] not in ("counterbalance", "rework", "retire"):
+            continue
+        rows = judged[judged[F.METRIC_ID].astype(str) == r["metric_id"]]
+        checks = []
+        for row in rows.assign(_r=rows[F.SEVERITY].map(_SEV_RANK), _l=rows[F.LENS].map(_LENS_WEIGHT)
+                               ).sort_values(["_r", "_l", F.CHECK], kind="mergesort").to_dict("records"):
+            key = _rule_key(row)
+            if key in ACTIONS and key not in checks:
+                checks.append(key)
+        if "decouple from pay" in r["rework_kind"] and "surrogation_risk" not in checks:
+            checks.append("surrogation_risk")
+        verb = {"retire": "Retire", "rework": "Rework", "counterbalance": "Counterbalance"}[r["verdict"]]
+        actions = [ACTIONS[c] for c in checks[:3]] or ["review it with its owner"]
+        action = f"{verb} {r['name']}: " + "; ".join(actions) + "."
+        recs.append({"metric_id": r["metric_id"], "name": r["name"], "verdict": r["verdict"],
+                     "action": action, "evidence": r["evidence"],
+                     "_o": order[r["verdict"]],
+                     "_h": 0 if (rows[F.SEVERITY] == "high").any() else 1,
+                     "_p": 0 if ((rows[F.CHECK] == "surrogation_risk") & (rows[F.SEVERITY] == "high")).any() else 1,
+                     "_n": -len(rows)})
+    df = pd.DataFrame(recs, columns=["metric_id", "name", "verdict", "action", "evidence", "_o", "_h", "_p", "_n"])
+    df = df.sort_values(["_o", "_h", "_p", "_n", "metric_id"], kind="mergesort").reset_index(drop=True)
+    df.insert(0, "priority", np.arange(1, len(df) + 1))
+    return df.drop(columns=["_o", "_h", "_p", "_n"])
+
+
+def scorecard_findings(findings: pd.DataFrame, register: pd.DataFrame | None = None,
+                       rules: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scorecard, recommendations and their Findings rows in one call.
+
+    Returns ``(scorecard, recs, rows)`` where ``rows`` holds the ``verdict`` and
+    ``recommendation`` Findings (recommendation: ``value`` = priority, ``label`` = verdict).
+    """
+    sc = build_scorecard(findings, register, rules)
+    recs = recommendations(sc, findings)
+    rec_rows = [finding("scorecard", r["metric_id"], "recommendation",
+                        "high" if r["verdict"] == "retire" else "medium" if r["verdict"] == "rework" else "low",
+                        label=r["verdict"], value=r["priority"], evidence=r["evidence"], detail=r["action"])
+                for r in recs.to_dict("records")]
+    return sc, recs, concat([verdict_findings(sc), make_findings(rec_rows)])
+
+
+def key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The ``n`` most important flagged findings, for an executive summary.
+
+    Ranked by severity, then by lens (observed behaviour, then linkage with outcomes,
+    then staff perception, then the register). Findings of one check on one metric
+    across several scopes count once (``n`` holds how many scopes). The first pass takes
+    at most one finding per metric and per check, so the summary covers different problems.
+    """
+    rows = findings[findings[F.LENS].isin(JUDGED_LENSES) & findings[F.SEVERITY].isin(FLAGGED)].copy()
+    if rows.empty:
+        return rows.iloc[:0]
+    rows["_r"] = rows[F.SEVERITY].map(_SEV_RANK)
+    rows["_l"] = rows[F.LENS].map(_LENS_WEIGHT)
+    rows = rows.sort_values(["_r", "_l", F.METRIC_ID, F.CHECK, F.SCOPE], kind="mergesort")
+    counts = rows.groupby([F.METRIC_ID, F.CHECK]).size()
+    first = rows.drop_duplicates([F.METRIC_ID, F.CHECK]).copy()
+    first[F.N] = [int(counts[(m, c)]) for m, c in zip(first[F.METRIC_ID], first[F.CHECK])]
+    picked, metrics, checks = [], set(), set()
+    for idx, m, c in zip(first.index, first[F.METRIC_ID], first[F.CHECK]):
+        if len(picked) < n and m not in metrics and c not in checks:
+            picked.append(idx)
+            metrics.add(m)
+            checks.add(c)
+    for idx in first.index:
+        if len(picked) < n and idx not in picked:
+            picked.append(idx)
+    out = first.loc[picked].copy()
+    several = out[F.N] > 1
+    out.loc[several, F.SCOPE] = [f"{k} scopes" for k in out.loc[several, F.N]]
+    return out.drop(columns=["_r", "_l"]).reset_index(drop=True)
+
+
+def metric_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, metric_id: str,
+                   register: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A one-page view of one metric: why / behaviour / perception / linkage / verdict.
+
+    Returns a two-column table (``question``, ``answer``) in plain language.
+    """
+    if metric_id not in set(scorecard["metric_id"]):
+        raise RunError(f"metric {metric_id!r} is not in the scorecard; known: "
+                       f"{', '.join(scorecard['metric_id'])}")
+    rows = findings[findings[F.METRIC_ID].astype(str) == metric_id]
+    sc = scorecard[scorecard["metric_id"] == metric_id].iloc[0]
+    answers = []
+    purpose = ""
+    if register is not None and R.PURPOSE in register:
+        match = register[register[R.METRIC_ID].astype(str) == metric_id]
+        if len(match):
+            purpose = str(match[R.PURPOSE].iloc[0] if pd.notna(match[R.PURPOSE].iloc[0]) else "")
+    for lens, question in (("register", "Why is it measured?"), ("behaviour", "What behaviour does it drive?"),
+                           ("perception", "How do staff see it?"), ("linkage", "Does it move with outcomes?")):
+        lr = rows[rows[F.LENS] == lens]
+        flagged = lr[lr[F.SEVERITY].isin(FLAGGED)]
+        if lens == "register":
+            lead = f"Stated purpose: \u201c{purpose}\u201d. " if purpose.strip() else "No purpose is stated. "
+        else:
+            lead = ""
+        if flagged.empty:
+            if lr.empty or lr[F.SEVERITY].eq("not_assessable").all():
+                why = next((d for d in lr[F.DETAIL] if d), "no data for this lens")
+                body = f"Not assessed ({why})."
+            else:
+                info = lr[(lr[F.CHECK] == "perception_index") | (lr[F.CHECK] == "linkage_class")]
+                extra = "; ".join(d for d in info[F.DETAIL] if d)
+                body = "Nothing flagged." + (f" {extra}" if extra else "")
+        else:
+            body = " ".join(
+                (d if d else _title(c)) + (f" [{s}]" if s and s != "overall" else "")
+                for c, s, d in flagged[[F.CHECK, F.SCOPE, F.DETAIL]].itertuples(index=False))
+        answers.append({"question": question, "answer": (lead + body).strip()})
+    answers.append({"question": "Verdict", "answer": f"{sc['verdict']}. {sc['rationale']}"})
+    return pd.DataFrame(answers, columns=["question", "answer"])
+
+
+# ----------------------------------------------------------------------------- quarter over quarter
+
+def _flag_keyed(df: pd.DataFrame) -> pd.DataFrame:
+    rows = df[df[F.LENS].isin(JUDGED_LENSES) & df[F.SEVERITY].isin(FLAGGED)]
+    return rows.drop_duplicates(list(F.KEY)).set_index(list(F.KEY))
+
+
+def _interval_change(cur: pd.Series, prev: pd.Series) -> tuple[float, float, float]:
+    """Change of an index with a 95% interval, treating the two quarters as independent samples.
+
+    Each quarter's standard error is recovered from its own 95% interval (half-width / 1.96).
+    """
+    change = float(cur[F.VALUE] - prev[F.VALUE])
+    halves = [(r[F.CI_HIGH] - r[F.CI_LOW]) / 2 for r in (cur, prev)]
+    if any(pd.isna(h) for h in halves):
+        return change, math.nan, math.nan
+    se = math.sqrt(sum((h / 1.959963984540054) ** 2 for h in halves))
+    return change, change - 1.959963984540054 * se, change + 1.959963984540054 * se
+
+
+def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_period: str = "",
+                     current_period: str = "") -> dict:
+    """What changed since the previous audit.
+
+    Findings are matched on ``(lens, metric_id, check, scope)``; only flagged findings
+    (medium/high) of the four lenses count as new, resolved or persisting.
+
+    Returns
+    -------
+    dict
+        ``previous_period``, ``current_period``, ``counts`` (dict), ``verdict_changes``
+        (metric_id, previous, current), ``new``, ``resolved``, ``persisting`` (Findings rows;
+        resolved rows are last quarter's), ``perception`` (metric_id, previous, current,
+        change, ci_low, ci_high), ``kpi_trend`` (metric_id, one column per period, change).
+    """
+    cur, prev = _flag_keyed(current), _flag_keyed(previous)
+    cols = [c for c in F.ALL if c not in F.KEY]
+    new = cur.loc[cur.index.difference(prev.index, sort=False)].reset_index()[list(F.ALL)]
+    resolved = prev.loc[prev.index.difference(cur.index, sort=False)].reset_index()[list(F.ALL)]
+    persisting = cur.loc[cur.index.intersection(prev.index, sort=False)].reset_index()[list(F.ALL)]
+    new, resolved, persisting = (make_findings(d.to_dict("records")) for d in (new, resolved, persisting))
+    del cols
+
+    def verdicts(df):
+        v = df[(df[F.LENS] == "scorecard") & (df[F.CHECK] == "verdict")]
+        return dict(zip(v[F.METRIC_ID], v[F.LABEL]))
+
+    vc, vp = verdicts(current), verdicts(previous)
+    changes = [{"metric_id": m, "previous": vp[m], "current": vc[m]}
+               for m in sorted(set(vc) & set(vp)) if vc[m] != vp[m]]
+    changes += [{"metric_id": m, "previous": "", "current": vc[m]} for m in sorted(set(vc) - set(vp))]
+    changes += [{"metric_id": m, "previous": vp[m], "current": ""} for m in sorted(set(vp) - set(vc))]
+    verdict_changes = pd.DataFrame(changes, columns=["metric_id", "previous", "current"])
+
+    def index_rows(df):
+        r = df[(df[F.LENS] == "perception") & (df[F.CHECK] == "perception_index")
+               & (df[F.SCOPE] == "overall") & df[F.VALUE].notna()]
+        return r.drop_duplicates(F.METRIC_ID).set_index(F.METRIC_ID)
+
+    ic, ip = index_rows(current), index_rows(previous)
+    perception = []
+    for m in sorted(set(ic.index) & set(ip.index)):
+        change, lo, hi = _interval_change(ic.loc[m], ip.loc[m])
+        perception.append({"metric_id": m, "previous": float(ip.loc[m, F.VALUE]),
+                           "current": float(ic.loc[m, F.VALUE]), "change": change, "ci_low": lo, "ci_high": hi})
+    perception = pd.DataFrame(perception, columns=["metric_id", "previous", "current", "change", "ci_low", "ci_high"])
+
+    def kpi_rows(df):
+        r = df[(df[F.LENS] == "register") & (df[F.CHECK] == "current_vs_target")
+               & (df[F.SCOPE] == "overall") & df[F.VALUE].notna()]
+        return r.drop_duplicates(F.METRIC_ID).set_index(F.METRIC_ID)[F.VALUE]
+
+    kc, kp = kpi_rows(current), kpi_rows(previous)
+    pl, cl = previous_period or "previous", current_period or "current"
+    trend = [{"metric_id": m, pl: float(kp[m]), cl: float(kc[m]), "change": float(kc[m] - kp[m])}
+             for m in sorted(set(kc.index) & set(kp.index))]
+    kpi_trend = pd.DataFrame(trend, columns=["metric_id", pl, cl, "change"])
+    return {"previous_period": previous_period, "current_period": current_period,
+            "counts": {"new": len(new), "resolved": len(resolved), "persisting": len(persisting),
+                       "verdict_changes": len(verdict_changes)},
+            "verdict_changes": verdict_changes, "new": new, "resolved": resolved, "persisting": persisting,
+            "perception": perception, "kpi_trend": kpi_trend}
+
+
+def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path,
+                          current_period: str = "") -> dict:
+    """:func:`compare_quarters` against a previous report folder (its ``findings.json``).
+
+    The previous period is read from the folder's ``run.json`` (key ``period``, or
+    ``params.period``) and otherwise taken from the folder name.
+
+    Raises
+    ------
+    RunError
+        When the folder or its ``findings.json`` is missing or unreadable.
+    """
+    previous_dir = Path(previous_dir)
+    path = previous_dir / "findings.json"
+    if not path.is_file():
+        raise RunError(f"previous report {previous_dir} has no findings.json; set `previous:` in the params "
+                       "file to a published report folder (reports/<client>/<period>) or to null.")
+    try:
+        prev = read_json(path)
+    except (ValueError, json.JSONDecodeError, KeyError) as exc:
+        raise RunError(f"cannot read {path}: {exc}; it must be a findings.json written by kpi-audit run.") from exc
+    period = previous_dir.name
+    run_json = previous_dir / "run.json"
+    if run_json.is_file():
+        try:
+            meta = json.loads(run_json.read_text(encoding="utf-8"))
+            period = str(meta.get("period") or (meta.get("params") or {}).get("period") or period)
+        except (ValueError, AttributeError):
+            pass
+    return compare_quarters(findings, prev, previous_period=period, current_period=current_period)
+
+
+# ----------------------------------------------------------------------------- standalone notebook support
+
+def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The lenses' Findings for the scorecard: saved ones first, the missing ones computed.
+
+    Reads ``<run_dir>/findings/*.json`` (skipping the scorecard's own file). For each lens
+    with no saved rows, calls the lens module's entry point (first of
+    :data:`LENS_ENTRY_POINTS` that exists) with the audit object.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        The Findings, and ``lens -> how it was obtained`` ("saved", "computed", or
+        "not run: <reason>") so the notebook can say which lenses are missing.
+    """
+    import importlib
+
+    folder = Path(audit.run_dir) / "findings"
+    frames, status = [], {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            df = read_json(path)
+            df = df[df[F.LENS] != "scorecard"]
+            frames.append(df)
+    saved = concat(frames) if frames else empty_findings()
+    present = set(saved[F.LENS])
+    for lens in lenses:
+        if lens in present:
+            status[lens] = "saved"
+            continue
+        try:
+            module = importlib.import_module(f"audit_lib.{lens}")
+        except ImportError as exc:
+            status[lens] = f"not run: module audit_lib.{lens} is not available ({exc})"
+            continue
+        fn = next((getattr(module, n) for n in LENS_ENTRY_POINTS[lens] if callable(getattr(module, n, None))), None)
+        if fn is None:
+            status[lens] = f"not run: audit_lib.{lens} has no entry point ({', '.join(LENS_ENTRY_POINTS[lens])})"
+            continue
+        frames.append(fn(audit))
+        status[lens] = "computed"
+    return concat(frames) if frames else empty_findings(), status
