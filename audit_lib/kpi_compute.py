@@ -46,13 +46,13 @@ from .settings import Thresholds
 
 __all__ = [
     "KpiFormula", "load_formulas", "computable_kpis", "formula_sql", "derived_sql", "enrich",
-    "aggregate_sql", "kpi_values", "CONTACTS_COLUMN",
+    "kpi_columns_sql", "aggregate_sql", "kpi_values", "CONTACTS_COLUMN", "DERIVED_COLUMNS",
 ]
 
 #: name of the contacts count column every aggregate carries
 CONTACTS_COLUMN = "contacts"
 
-_DERIVED = (D.WEEK, D.DATE, D.FOLLOWED_BY_REPEAT, D.FOLLOWED_BY_COMPLAINT, D.IS_SHORT, D.ANSWERED_IN_TIME)
+DERIVED_COLUMNS = _DERIVED = (D.WEEK, D.DATE, D.FOLLOWED_BY_REPEAT, D.FOLLOWED_BY_COMPLAINT, D.IS_SHORT, D.ANSWERED_IN_TIME)
 _SQL_TYPES = {**{c: "BOOLEAN" for c in C.BOOLEANS}, **{c: "DOUBLE" for c in C.DURATIONS + C.SCORES},
               **{c: "VARCHAR" for c in C.TEXT}}
 
@@ -203,17 +203,23 @@ def enrich(con: duckdb.DuckDBPyConnection, source: str, thresholds: Thresholds |
     return con.sql(sql)
 
 
+def kpi_columns_sql(kpis: Iterable[str], thresholds: Thresholds | None = None) -> list[str]:
+    """Aggregate expressions ``<kpi>`` (value, NULL when n = 0) and ``<kpi>__n`` for each KPI."""
+    parts = []
+    for kpi in kpis:
+        num, den, scale = formula_sql(kpi, thresholds)
+        parts.append(f"CAST({num} AS DOUBLE) / NULLIF({den}, 0) * {scale!r} AS {_q(kpi)}")
+        parts.append(f"CAST({den} AS BIGINT) AS {_q(kpi + '__n')}")
+    return parts
+
+
 def aggregate_sql(source: str, by: list[str], kpis: Iterable[str],
                   thresholds: Thresholds | None = None) -> str:
     """SELECT of ``by`` columns, ``contacts`` and ``<kpi>``/``<kpi>__n`` per group over enriched ``source``.
 
     A value is NULL where its denominator is 0.
     """
-    parts = [_q(b) for b in by] + [f"count(*) AS {CONTACTS_COLUMN}"]
-    for kpi in kpis:
-        num, den, scale = formula_sql(kpi, thresholds)
-        parts.append(f"CAST({num} AS DOUBLE) / NULLIF({den}, 0) * {scale!r} AS {_q(kpi)}")
-        parts.append(f"CAST({den} AS BIGINT) AS {_q(kpi + '__n')}")
+    parts = [_q(b) for b in by] + [f"count(*) AS {CONTACTS_COLUMN}"] + kpi_columns_sql(kpis, thresholds)
     group = f" GROUP BY {', '.join(_q(b) for b in by)} ORDER BY {', '.join(_q(b) for b in by)}" if by else ""
     return f"SELECT {', '.join(parts)} FROM {source}{group}"
 

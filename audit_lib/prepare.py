@@ -1,0 +1,309 @@
+"""Raw contacts → compact Parquet tables: the one place raw contacts are read in full.
+
+``prepare(params, run_dir)`` registers the contacts (an Arrow table) in DuckDB, adds the
+per-contact derived columns once (``kpi_compute.enrich``), and writes the tables of
+docs/architecture.md "Prepared tables" to ``<run_dir>/prepared/<name>.parquet`` plus a
+``manifest.json`` (row counts, period covered, computable KPIs). Every lens works on these
+compact tables, so notebooks stay fast whatever the size of the export.
+
+Choices worth knowing
+    * Aggregates cover contacts whose date lies in the audit period (``params.period_start``
+      .. ``period_end``); the repeat/complaint windows still see contacts after the period end
+      when the export has them. Rows outside the period are counted in the manifest.
+    * An agent's ``team`` is the team with most of the agent's contacts in the period (ties:
+      alphabetical), so an agent is one row per week even after a mid-quarter move.
+    * ``week`` and ``date`` are stored as timestamps at midnight (pandas reads datetime64).
+    * Histograms count handled contacts (abandoned excluded) at 1-second bins (60 s for
+      ``resolution_seconds``); ``value`` is the bin's lower edge.
+    * ``first_replies`` targets come from the register: the target of the first metric whose
+      ``kpi`` is ``first_reply_time`` (resp. ``resolution_time``); NULL counts when absent.
+      Besides the documented columns it carries ``instant_slow_resolution`` (first reply
+      ≤ 60 s and resolution above the resolution target).
+    * The folder is written to a temporary sibling and renamed into place, so a reader never
+      sees half a preparation and two concurrent preparations cannot mix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from . import kpi_compute as kc
+from .columns import Contact as C
+from .columns import Derived as D
+from .columns import Prepared as P
+from .columns import Register as R
+from .settings import Thresholds
+
+__all__ = ["prepare", "TABLES", "HISTOGRAM_MEASURES", "INSTANT_REPLY_SECONDS", "register_targets"]
+
+TABLES = (P.AGENT_WEEK, P.TEAM_WEEK, P.CENTRE_WEEK, P.TEAM_DAY, P.HISTOGRAMS, P.AGENT_SIGNATURES,
+          P.CALLBACKS, P.FIRST_REPLIES, P.COVERAGE)
+#: measure -> bin width in seconds
+HISTOGRAM_MEASURES = {C.HANDLE_SECONDS: 1, C.QUEUE_SECONDS: 1, C.FIRST_REPLY_SECONDS: 1,
+                      C.RESOLUTION_SECONDS: 60}
+#: a first reply this fast is "instant" (an auto-acknowledgement rather than an answer)
+INSTANT_REPLY_SECONDS = 60
+
+_ENRICHED = "__enriched"
+_AB = f"coalesce({C.ABANDONED}, false)"
+# text-heavy columns no aggregate needs: dropped after the window pass to save memory
+_DROP_AFTER_ENRICH = (C.CONTACT_ID, C.CUSTOMER_ID, C.REASON, C.SITE)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def register_targets(register: pd.DataFrame | None) -> dict[str, float | None]:
+    """``{kpi: target}`` for first_reply_time and resolution_time (first register row wins)."""
+    out: dict[str, float | None] = {"first_reply_time": None, "resolution_time": None}
+    if register is None or R.KPI not in register or R.TARGET not in register:
+        return out
+    for kpi in out:
+        rows = register[register[R.KPI].astype(str).str.strip().str.lower() == kpi]
+        values = pd.to_numeric(rows[R.TARGET], errors="coerce").dropna()
+        out[kpi] = float(values.iloc[0]) if len(values) else None
+    return out
+
+
+def _sql_num(x: float | None) -> str:
+    return "NULL" if x is None else repr(float(x))
+
+
+def _thresholds(params) -> Thresholds:
+    return getattr(params, "thresholds", None) or Thresholds()
+
+
+def _period(params) -> tuple[str | None, str | None]:
+    start, end = getattr(params, "period_start", None), getattr(params, "period_end", None)
+    return (str(start) if start else None, str(end) if end else None)
+
+
+def _copy(con, sql: str, path: Path) -> None:
+    con.execute(f"COPY ({sql}) TO '{str(path)}' (FORMAT parquet, COMPRESSION zstd)")
+
+
+def _coverage(table: pa.Table) -> pa.Table:
+    rows = table.num_rows
+    names = list(table.column_names)
+    missing = [table.column(c).null_count for c in names]
+    return pa.table({"column": pa.array(names, pa.string()),
+                     "rows": pa.array([rows] * len(names), pa.int64()),
+                     "missing": pa.array(missing, pa.int64()),
+                     "missing_share": pa.array([m / rows if rows else None for m in missing], pa.float64())})
+
+
+def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) -> dict[str, str]:
+    """SQL of every prepared table over the enriched, in-period contacts (``__in_period``)."""
+    kcols = ", ".join(kc.kpi_columns_sql(kpis, th))
+    kcols = (", " + kcols) if kcols else ""
+    src = "__in_period"
+    week = f"CAST({D.WEEK} AS TIMESTAMP) AS {D.WEEK}"
+    q: dict[str, str] = {}
+    # agent's main team over the period (most contacts; ties alphabetical)
+    agent_team = (f"SELECT {C.AGENT_ID}, {C.TEAM} FROM (SELECT {C.AGENT_ID}, {C.TEAM}, row_number() OVER "
+                  f"(PARTITION BY {C.AGENT_ID} ORDER BY n DESC, {C.TEAM} NULLS LAST) AS r FROM ("
+                  f"SELECT {C.AGENT_ID}, {C.TEAM}, count(*) AS n FROM {src} GROUP BY ALL)) WHERE r = 1")
+    q["__agent_team"] = agent_team
+    q[P.AGENT_WEEK] = (
+        f"SELECT c.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, CAST(c.{D.WEEK} AS TIMESTAMP) AS {D.WEEK}, "
+        f"count(*) AS contacts{kcols} FROM {src} c JOIN __agent_team t USING ({C.AGENT_ID}) "
+        f"GROUP BY c.{C.AGENT_ID}, c.{D.WEEK} ORDER BY c.{C.AGENT_ID}, c.{D.WEEK}")
+    q[P.TEAM_WEEK] = (f"SELECT {C.TEAM}, {week}, count(*) AS contacts{kcols} FROM {src} "
+                      f"GROUP BY {C.TEAM}, {D.WEEK} ORDER BY {C.TEAM}, {D.WEEK}")
+    q[P.CENTRE_WEEK] = (f"SELECT {week}, count(*) AS contacts{kcols} FROM {src} "
+                        f"GROUP BY {D.WEEK} ORDER BY {D.WEEK}")
+    q[P.TEAM_DAY] = (
+        f"SELECT {C.TEAM}, CAST({D.DATE} AS TIMESTAMP) AS {D.DATE}, "
+        f"CAST(isodow({D.DATE}) - 1 AS INTEGER) AS weekday, CAST(dayofmonth({D.DATE}) AS INTEGER) AS day_of_month, "
+        f"CAST(date_diff('day', {D.DATE}, last_day({D.DATE})) AS INTEGER) AS days_to_month_end, "
+        f"count(*) AS contacts{kcols} FROM {src} GROUP BY {C.TEAM}, {D.DATE} ORDER BY {C.TEAM}, {D.DATE}")
+    hist = []
+    for measure, width in HISTOGRAM_MEASURES.items():
+        if measure not in columns:
+            continue
+        hist.append(
+            f"SELECT '{measure}' AS measure, {C.CHANNEL}, {C.TEAM}, {C.AGENT_ID}, "
+            f"floor({measure} / {width}) * {width} AS value, CAST({width} AS INTEGER) AS resolution, count(*) AS count "
+            f"FROM {src} WHERE {measure} IS NOT NULL AND NOT {_AB} GROUP BY ALL")
+    if hist:
+        q[P.HISTOGRAMS] = (" UNION ALL ".join(hist)
+                           + f" ORDER BY measure, {C.CHANNEL}, {C.TEAM}, {C.AGENT_ID}, value")
+    else:
+        q[P.HISTOGRAMS] = (f"SELECT CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS VARCHAR) AS {C.CHANNEL}, "
+                           f"CAST(NULL AS VARCHAR) AS {C.TEAM}, CAST(NULL AS VARCHAR) AS {C.AGENT_ID}, "
+                           "CAST(NULL AS DOUBLE) AS value, CAST(NULL AS INTEGER) AS resolution, "
+                           "CAST(NULL AS BIGINT) AS count LIMIT 0")
+
+    def part(kpi, which):  # numerator / denominator of a formula as a BIGINT or DOUBLE count
+        num, den, _ = kc.formula_sql(kpi, th)
+        return num if which == "num" else den
+
+    q[P.AGENT_SIGNATURES] = (
+        f"SELECT c.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, count(*) AS contacts, "
+        f"CAST({part('aht', 'den')} AS BIGINT) AS voice_handled, "
+        f"CAST({part('short_contact_share', 'num')} AS BIGINT) AS short_contacts, "
+        f"CAST({part('aht', 'num')} AS DOUBLE) / NULLIF({part('aht', 'den')}, 0) AS aht, "
+        f"CAST({part('transfer_rate', 'num')} AS BIGINT) AS transfers, "
+        f"CAST({part('transfer_rate', 'den')} AS BIGINT) AS transfer_n, "
+        f"CAST({part('repeat_rate', 'num')} AS BIGINT) AS repeats, "
+        f"CAST({part('repeat_rate', 'den')} AS BIGINT) AS repeat_n, "
+        f"CAST({part('fcr_agent', 'num')} AS BIGINT) AS fcr_coded, "
+        f"CAST({part('fcr_agent', 'den')} AS BIGINT) AS fcr_coded_n, "
+        f"CAST({part('fcr_repeat', 'num')} AS BIGINT) AS fcr_repeat_ok, "
+        f"CAST({part('fcr_repeat', 'den')} AS BIGINT) AS fcr_repeat_n, "
+        f"CAST({part('callback_completion', 'den')} AS BIGINT) AS callbacks_promised, "
+        f"CAST({part('callback_completion', 'num')} AS BIGINT) AS callbacks_completed, "
+        f"CAST({part('csat', 'den')} AS BIGINT) AS csat_responses, "
+        f"CAST({part('csat', 'num')} AS BIGINT) AS csat_top2, "
+        f"avg({C.CSAT}) AS csat_mean "
+        f"FROM {src} c JOIN __agent_team t USING ({C.AGENT_ID}) GROUP BY c.{C.AGENT_ID} ORDER BY c.{C.AGENT_ID}")
+    q[P.CALLBACKS] = (
+        f"SELECT {C.TEAM}, {week}, coalesce({C.CALLBACK_COMPLETED}, false) AS kept, count(*) AS promised, "
+        f"count(*) FILTER (WHERE {D.FOLLOWED_BY_REPEAT}) AS {D.FOLLOWED_BY_REPEAT}, "
+        f"count(*) FILTER (WHERE {D.FOLLOWED_BY_COMPLAINT}) AS {D.FOLLOWED_BY_COMPLAINT} "
+        f"FROM {src} WHERE {C.CALLBACK_PROMISED} GROUP BY ALL ORDER BY {C.TEAM}, {D.WEEK}, kept")
+    frt, res = _sql_num(targets.get("first_reply_time")), _sql_num(targets.get("resolution_time"))
+    fr, rs = C.FIRST_REPLY_SECONDS, C.RESOLUTION_SECONDS
+    q[P.FIRST_REPLIES] = (
+        f"SELECT {C.TEAM}, {C.AGENT_ID}, {C.CHANNEL}, count(*) AS replies, "
+        f"count(*) FILTER (WHERE {fr} <= {INSTANT_REPLY_SECONDS}) AS instant_replies, "
+        f"CAST(CASE WHEN {frt} IS NULL THEN NULL ELSE count(*) FILTER (WHERE {fr} <= {frt}) END AS BIGINT) AS within_target, "
+        f"CAST(CASE WHEN {frt} IS NULL OR {res} IS NULL THEN NULL ELSE count(*) FILTER "
+        f"(WHERE {fr} <= {frt} AND {rs} > {res}) END AS BIGINT) AS within_target_slow_resolution, "
+        f"count({rs}) AS resolution_n, "
+        f"CAST(CASE WHEN {res} IS NULL THEN NULL ELSE count(*) FILTER "
+        f"(WHERE {fr} <= {INSTANT_REPLY_SECONDS} AND {rs} > {res}) END AS BIGINT) AS instant_slow_resolution "
+        f"FROM {src} WHERE {fr} IS NOT NULL GROUP BY ALL ORDER BY {C.TEAM}, {C.AGENT_ID}, {C.CHANNEL}")
+    return q
+
+
+def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | None = None,
+            register: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write every prepared table of ``params``' contacts into ``<run_dir>/prepared/``.
+
+    Parameters
+    ----------
+    params : audit_lib.params.Params (thresholds, period, inputs).
+    run_dir : the run folder.
+    contacts : the canonical contacts (Arrow preferred); read with ``io.load_contacts`` when None.
+    register : the metric register (targets for ``first_replies``); read with ``io.load_register`` when None.
+
+    Returns
+    -------
+    dict
+        ``{table name: parquet path}`` in ``TABLES`` order.
+    """
+    t0 = time.perf_counter()
+    if contacts is None:
+        from . import io
+        contacts = io.load_contacts(params)
+    table = contacts if isinstance(contacts, pa.Table) else pa.Table.from_pandas(contacts, preserve_index=False)
+    if register is None:
+        from . import io
+        register = io.load_register(params)
+    th = _thresholds(params)
+    targets = register_targets(register)
+    columns = set(table.column_names)
+    kpis = kc.computable_kpis(columns)
+    start, end = _period(params)
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / "prepared"
+    tmp = Path(tempfile.mkdtemp(prefix=".prepared-", dir=run_dir))
+    timings: dict[str, float] = {}
+    try:
+        con = duckdb.connect()
+        try:
+            threads = os.cpu_count() or 1
+            con.execute(f"SET threads = {threads}")
+            # insertion order is irrelevant (every output is ORDER BY'd); dropping it saves memory
+            con.execute("SET preserve_insertion_order = false")
+            con.register("__contacts", table)
+            tq = time.perf_counter()
+            enriched_sql = kc.derived_sql("__contacts", table.column_names, th)
+            keep = [c for c in list(table.column_names) + [c for c in C.OPTIONAL if c not in columns]
+                    if c not in _DROP_AFTER_ENRICH] + list(kc.DERIVED_COLUMNS)
+            con.execute(f"CREATE TABLE {_ENRICHED} AS SELECT {', '.join(_q(c) for c in keep)} FROM ({enriched_sql})")
+            con.unregister("__contacts")
+            timings["enrich"] = time.perf_counter() - tq
+            where = []
+            if start:
+                where.append(f"{D.DATE} >= DATE '{start}'")
+            if end:
+                where.append(f"{D.DATE} <= DATE '{end}'")
+            cond = " AND ".join(where) or "TRUE"
+            con.execute(f"CREATE VIEW __in_period AS SELECT * FROM {_ENRICHED} WHERE {cond}")
+            stats = con.execute(
+                f"SELECT count(*) FILTER (WHERE {cond}), count(*) FILTER (WHERE NOT ({cond})), "
+                f"min({C.STARTED_AT}) FILTER (WHERE {cond}), max({C.STARTED_AT}) FILTER (WHERE {cond}), "
+                f"count(DISTINCT {D.WEEK}) FILTER (WHERE {cond}), count(DISTINCT {C.AGENT_ID}) FILTER (WHERE {cond}), "
+                f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM {_ENRICHED}").fetchone()
+            channels = [r[0] for r in con.execute(
+                f"SELECT {C.CHANNEL}, count(*) FROM __in_period GROUP BY 1 ORDER BY 1").fetchall()]
+            queries = _queries(columns, kpis, th, targets)
+            con.execute(f"CREATE TEMP TABLE __agent_team AS {queries.pop('__agent_team')}")
+            paths = {}
+            for name in TABLES:
+                tq = time.perf_counter()
+                path = tmp / f"{name}.parquet"
+                if name == P.COVERAGE:
+                    import pyarrow.parquet as pq
+                    pq.write_table(_coverage(table), path, compression="zstd")
+                else:
+                    _copy(con, queries[name], path)
+                timings[name] = time.perf_counter() - tq
+                paths[name] = final / path.name
+            rows = {name: con.execute(f"SELECT count(*) FROM read_parquet('{tmp / (name + '.parquet')}')")
+                    .fetchone()[0] for name in TABLES}
+        finally:
+            con.close()
+        manifest = {
+            "tables": rows, "kpis": kpis, "contacts": int(stats[0]), "outside_period": int(stats[1]),
+            "first_contact": str(stats[2]) if stats[2] is not None else None,
+            "last_contact": str(stats[3]) if stats[3] is not None else None,
+            "weeks": int(stats[4]), "agents": int(stats[5]), "teams": int(stats[6]), "channels": channels,
+            "period_start": start, "period_end": end, "columns": sorted(columns),
+            "targets": targets, "seconds": {k: round(v, 3) for k, v in timings.items()},
+        }
+        manifest["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        _publish(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return paths
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the finished folder into place (replacing an older preparation by rename-swap)."""
+    if final.exists():
+        old = final.with_name(f".prepared-old-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(final, old)
+        except FileNotFoundError:
+            old = None
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # another process published meanwhile: keep theirs, ours is identical input
+            if old is not None and not final.exists():
+                os.rename(old, final)
+                old = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():
+                raise
