@@ -213,6 +213,9 @@ def resolve_rules(overrides: dict | None = None) -> dict[str, str]:
     """
     rules = dict(DEFAULT_RULES)
     for check, verdict in sorted((overrides or {}).items()):
+        if check not in DEFAULT_RULES:
+            raise ParamsError(f"params scorecard.rules: unknown check {check!r}; known checks: "
+                              f"{', '.join(sorted(DEFAULT_RULES))}.")
         if verdict not in VERDICTS:
             raise ParamsError(f"params scorecard.rules.{check}: verdict {verdict!r} is not one of "
                               f"{', '.join(VERDICTS)}; fix the value in the params file.")
@@ -290,7 +293,7 @@ def build_scorecard(findings: pd.DataFrame, register: pd.DataFrame | None = None
         flagged["_verdict"] = [table.get(_rule_key(r), "keep") for r in flagged.to_dict("records")]
         verdict = _strongest(flagged["_verdict"])
         missing = _not_assessed(rows)
-        if verdict == "keep" and len(missing) == len(EVIDENCE_LENSES):
+        if verdict == "keep" and flagged.empty and len(missing) == len(EVIDENCE_LENSES):
             verdict = NOT_ASSESSED
         triggers = flagged[flagged["_verdict"] == verdict] if verdict in VERDICTS[1:] else flagged.iloc[:0]
         kinds = []

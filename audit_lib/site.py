@@ -360,7 +360,8 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
     ----------
     meta : dict
         ``client``, ``period``, ``generated_at`` and ``provenance`` (dict: params file,
-        input hashes, versions, git revision, ...). All shown as escaped text.
+        input hashes, versions, git revision, ...). All shown as escaped text. Optional
+        ``metric_names`` (metric_id -> name) names the metrics when no scorecard is passed.
     sections : list of dict
         ``{"title", "href", "summary"}`` per notebook section; ``href`` must be a
         relative path inside the report folder.
@@ -383,6 +384,8 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
                        "build it with audit_lib.findings.make_findings().")
     if scorecard is None:
         scorecard = _scorecard_from_findings(findings)
+        names_given = {str(k): str(v) for k, v in (meta.get("metric_names") or {}).items()}
+        scorecard["name"] = [names_given.get(m, m) for m in scorecard[F.METRIC_ID]]
     for col in ("name", "rationale", "evidence"):
         if col not in scorecard:
             scorecard = scorecard.assign(**{col: scorecard[F.METRIC_ID] if col == "name" else ""})

@@ -1,0 +1,222 @@
+"""Scorecard: verdict rules, recommendations, key findings and the quarter-over-quarter comparison.
+
+Every expectation below is worked out by hand from the rule table documented in
+audit_lib/scorecard.py (strongest triggered verdict wins; only medium/high findings count).
+"""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from audit_lib import scorecard as sc
+from audit_lib.columns import Finding as F
+from audit_lib.errors import ParamsError, RunError
+from audit_lib.findings import finding, make_findings, write_json
+
+REGISTER = pd.DataFrame({
+    "metric_id": ["AHT", "DUP", "FRT", "CSAT", "LONELY", "ADV"],
+    "name": ["Average handle time", "AHT again", "First reply time", "Customer satisfaction",
+             "Unassessed metric", "Adverse metric"],
+    "kpi": ["aht", "aht", "first_reply_time", "csat", "custom", "custom"],
+    "purpose": ["Resolve calls efficiently", "", "Reply fast", "Happy customers", "x", "y"],
+})
+
+
+def _lens_rows(metric):
+    """One assessable, unflagged row per evidence lens, so the metric counts as assessed."""
+    return [finding("behaviour", metric, "catalogue_risk", "info"),
+            finding("behaviour", metric, "short_contacts", "ok"),
+            finding("perception", metric, "perception_index", "info", value=3.5, ci_low=3.3, ci_high=3.7),
+            finding("linkage", metric, "linkage_class", "info", label="linked", scope="outcome:csat")]
+
+
+@pytest.fixture
+def quarter1():
+    rows = [
+        finding("register", "AHT", "surrogation_risk", "high", detail="Tied to bonus."),
+        finding("behaviour", "AHT", "threshold_bunching", "high", scope="team:Beacon",
+                detail="Handle time heaped under 360 s in Beacon."),
+        finding("behaviour", "AHT", "short_contacts", "medium", scope="agent:Agent AAAAAA"),
+        finding("behaviour", "AHT", "short_contacts", "medium", scope="agent:Agent BBBBBB"),
+        finding("behaviour", "AHT", "displacement", "low", scope="agent:Agent CCCCCC"),  # low: never counts
+        finding("perception", "AHT", "perception_index", "info", value=3.0, ci_low=2.8, ci_high=3.2),
+        finding("linkage", "AHT", "linkage_class", "info", label="weak", scope="outcome:csat"),
+        finding("register", "DUP", "duplicate_metric", "medium", detail="Same as AHT."),
+        finding("register", "FRT", "counterbalance_missing", "high"),
+        finding("register", "FRT", "surrogation_risk", "high"),
+        finding("behaviour", "FRT", "hollow_first_reply", "high"),
+        finding("perception", "FRT", "perception_index", "info", value=2.5, ci_low=2.2, ci_high=2.8),
+        finding("linkage", "FRT", "association", "not_assessable", detail="needs column csat"),
+        finding("register", "CSAT", "surrogation_risk", "medium"),
+        finding("register", "CSAT", "current_vs_target", "info", value=0.78, threshold=0.8),
+        finding("register", "AHT", "current_vs_target", "medium", value=380.0, threshold=360.0),
+        finding("behaviour", "LONELY", "short_contacts", "not_assessable", detail="needs column handle_seconds"),
+        finding("linkage", "ADV", "linkage_class", "medium", label="adverse", scope="outcome:churn_rate"),
+        finding("register", "ADV", "review_stale", "medium"),
+    ]
+    rows += _lens_rows("CSAT") + _lens_rows("ADV")
+    return make_findings(rows)
+
+
+def _verdicts(card):
+    return dict(zip(card["metric_id"], card["verdict"]))
+
+
+def test_verdicts_follow_the_rule_table(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER)
+    assert list(card.columns) == list(sc.SCORECARD_COLUMNS)
+    assert _verdicts(card) == {
+        "AHT": "rework",            # bunching/short contacts -> rework beats surrogation -> counterbalance
+        "DUP": "retire",            # duplicate_metric -> retire
+        "FRT": "rework",            # hollow first reply -> rework beats counterbalance_missing
+        "CSAT": "counterbalance",   # surrogation_risk (medium) -> counterbalance
+        "LONELY": "not assessed",   # nothing flagged and no evidence lens could assess it
+        "ADV": "retire",            # linkage_class:adverse -> retire; review_stale -> keep
+    }
+    aht = card.set_index("metric_id").loc["AHT"]
+    # pay-linked (surrogation high) with gaming evidence -> decouple from pay as well
+    assert aht["rework_kind"] == "redefine, retarget, decouple from pay"
+    assert aht["flagged"] == 5  # 2 short contacts + bunching + surrogation + current_vs_target (medium)
+    # the low-severity displacement row is not cited
+    assert "displacement" not in aht["evidence"]
+    assert "behaviour/threshold_bunching/team:Beacon" in aht["evidence"]
+    assert "(2 agents)" in aht["rationale"]
+    assert aht["not_assessed"] == ""
+
+
+def test_missing_lenses_are_named_not_judged(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER).set_index("metric_id")
+    assert card.loc["DUP", "not_assessed"].startswith("behaviour (no findings from this lens)")
+    assert "Not assessed by behaviour, perception, linkage." in card.loc["DUP", "rationale"]
+    # FRT: the only linkage row is not_assessable -> its reason is reported
+    assert "linkage (needs column csat)" in card.loc["FRT", "not_assessed"]
+    assert card.loc["LONELY", "severity"] == "not_assessable"
+    assert card.loc["LONELY", "rationale"].startswith("Not assessed")
+
+
+def test_rule_overrides_change_verdicts_and_bad_overrides_fail(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER, rules={"surrogation_risk": "rework"})
+    assert _verdicts(card)["CSAT"] == "rework"
+    card = sc.build_scorecard(quarter1, REGISTER, rules={"duplicate_metric": "keep"})
+    assert _verdicts(card)["DUP"] == "keep"
+    with pytest.raises(ParamsError, match="scorecard.rules.duplicate_metric.*one of keep"):
+        sc.resolve_rules({"duplicate_metric": "delete"})
+    with pytest.raises(ParamsError, match="unknown check 'surogation_risk'"):
+        sc.resolve_rules({"surogation_risk": "rework"})
+
+
+def test_verdict_rows_are_findings(quarter1):
+    card, recs, rows = sc.scorecard_findings(quarter1, REGISTER)
+    verdicts = rows[rows[F.CHECK] == "verdict"]
+    assert set(verdicts[F.LENS]) == {"scorecard"}
+    assert dict(zip(verdicts[F.METRIC_ID], verdicts[F.LABEL])) == _verdicts(card)
+    assert verdicts.set_index(F.METRIC_ID).loc["DUP", F.SEVERITY] == "high"
+    rec_rows = rows[rows[F.CHECK] == "recommendation"]
+    assert len(rec_rows) == len(recs) == 5  # every verdict except keep / not assessed
+
+
+def test_recommendations_are_prioritised(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER)
+    recs = sc.recommendations(card, quarter1)
+    assert list(recs["priority"]) == [1, 2, 3, 4, 5]
+    # retire first (ADV and DUP: ADV has no high finding, DUP neither -> more flagged first: ADV 2 vs DUP 1),
+    # then rework (AHT and FRT both high and pay-linked; AHT has more flagged rows), then counterbalance
+    assert list(recs["metric_id"]) == ["ADV", "DUP", "AHT", "FRT", "CSAT"]
+    aht = recs.set_index("metric_id").loc["AHT", "action"]
+    assert aht.startswith("Rework Average handle time: replace the hard threshold")
+    assert "loosen its link to pay" in aht
+
+
+def test_key_findings_cover_different_problems(quarter1):
+    top = sc.key_findings(quarter1, n=5)
+    assert len(top) == 5
+    # high first, behaviour before register; one per metric and per check in the first pass
+    assert list(zip(top[F.METRIC_ID], top[F.CHECK]))[:3] == [
+        ("AHT", "threshold_bunching"), ("FRT", "hollow_first_reply"), ("ADV", "linkage_class")]
+    assert top[F.SEVERITY].map({"high": 0, "medium": 1}).is_monotonic_increasing
+    assert len(set(top[F.METRIC_ID])) == 5
+    assert sc.key_findings(make_findings([finding("register", "A", "owner_missing", "low")])).empty
+
+
+def test_metric_summary_reads_as_one_page(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER)
+    page = sc.metric_summary(quarter1, card, "FRT", REGISTER)
+    assert list(page["question"]) == ["Why is it measured?", "What behaviour does it drive?",
+                                      "How do staff see it?", "Does it move with outcomes?", "Verdict"]
+    answers = dict(zip(page["question"], page["answer"]))
+    assert answers["Why is it measured?"].startswith("Stated purpose: \u201cReply fast\u201d.")
+    assert answers["Does it move with outcomes?"] == "Not assessed (needs column csat)."
+    assert answers["Verdict"].startswith("rework.")
+    with pytest.raises(RunError, match="not in the scorecard"):
+        sc.metric_summary(quarter1, card, "NOPE")
+
+
+def _quarter2(quarter1):
+    """Quarter 2 by hand: Beacon bunching fixed, FRT fixed (pair added, replies no longer hollow),
+    a new end-of-period surge on AHT in Delta."""
+    q = quarter1
+    gone = ((q[F.CHECK] == "threshold_bunching") |
+            ((q[F.METRIC_ID] == "FRT") & q[F.CHECK].isin(["hollow_first_reply", "counterbalance_missing"])))
+    q2 = q[~gone].to_dict("records")
+    q2.append(finding("behaviour", "AHT", "end_of_period_surge", "medium", scope="team:Delta"))
+    q2 = [r for r in q2 if not (r[F.CHECK] == "perception_index" and r[F.METRIC_ID] == "FRT")]
+    q2.append(finding("perception", "FRT", "perception_index", "info", value=3.1, ci_low=2.8, ci_high=3.4))
+    return make_findings(q2)
+
+
+def test_compare_quarters_new_resolved_persisting(quarter1):
+    q1 = sc.scorecard_findings(quarter1, REGISTER)[2]
+    q1 = pd.concat([quarter1, q1], ignore_index=True)
+    q2f = _quarter2(quarter1)
+    q2 = pd.concat([q2f, sc.scorecard_findings(q2f, REGISTER)[2]], ignore_index=True)
+    cmp = sc.compare_quarters(q2, q1, previous_period="2026-Q3", current_period="2026-Q4")
+    key = lambda df: set(zip(df[F.LENS], df[F.METRIC_ID], df[F.CHECK], df[F.SCOPE]))  # noqa: E731
+    assert key(cmp["new"]) == {("behaviour", "AHT", "end_of_period_surge", "team:Delta")}
+    assert key(cmp["resolved"]) == {("behaviour", "AHT", "threshold_bunching", "team:Beacon"),
+                                    ("behaviour", "FRT", "hollow_first_reply", "overall"),
+                                    ("register", "FRT", "counterbalance_missing", "overall")}
+    assert ("behaviour", "AHT", "short_contacts", "agent:Agent AAAAAA") in key(cmp["persisting"])
+    assert cmp["counts"] == {"new": 1, "resolved": 3, "persisting": len(cmp["persisting"]), "verdict_changes": 1}
+    # FRT: hollow replies gone -> only surrogation_risk (high) remains -> counterbalance
+    assert cmp["verdict_changes"].to_dict("records") == [
+        {"metric_id": "FRT", "previous": "rework", "current": "counterbalance"}]
+    # perception index change with an interval (independent quarters):
+    # se_q1 = 0.3/1.96, se_q2 = 0.3/1.96 -> se = sqrt(2)*0.3/1.96; change 0.6 +- 1.96*se = 0.6 +- 0.42426
+    pc = cmp["perception"].set_index("metric_id").loc["FRT"]
+    assert pc["change"] == pytest.approx(0.6)
+    assert pc["ci_low"] == pytest.approx(0.6 - 0.3 * math.sqrt(2))
+    assert pc["ci_high"] == pytest.approx(0.6 + 0.3 * math.sqrt(2))
+    trend = cmp["kpi_trend"].set_index("metric_id")
+    assert list(trend.columns) == ["2026-Q3", "2026-Q4", "change"]
+    assert trend.loc["AHT", "2026-Q3"] == 380.0 and trend.loc["CSAT", "change"] == 0.0
+
+
+def test_compare_with_previous_reads_report_folder(quarter1, tmp_path):
+    prev = tmp_path / "2026-Q3"
+    with pytest.raises(RunError, match="has no findings.json"):
+        sc.compare_with_previous(quarter1, prev)
+    write_json(quarter1, prev / "findings.json")
+    (prev / "run.json").write_text(json.dumps({"period": "2026-Q3-final"}))
+    cmp = sc.compare_with_previous(quarter1, prev, current_period="2026-Q4")
+    assert cmp["previous_period"] == "2026-Q3-final"
+    assert cmp["counts"]["new"] == cmp["counts"]["resolved"] == 0
+    (prev / "findings.json").write_text("{not json")
+    with pytest.raises(RunError, match="cannot read"):
+        sc.compare_with_previous(quarter1, prev)
+
+
+def test_collect_findings_reads_saved_and_reports_missing(quarter1, tmp_path):
+    folder = tmp_path / "findings"
+    write_json(quarter1[quarter1[F.LENS] == "register"], folder / "01_register.json")
+    write_json(quarter1[quarter1[F.LENS] == "behaviour"], folder / "02_behaviour.json")
+    # the scorecard's own saved rows are never read back as evidence
+    write_json(sc.scorecard_findings(quarter1, REGISTER)[2], folder / "05_scorecard.json")
+    audit = SimpleNamespace(run_dir=str(tmp_path))
+    got, status = sc.collect_findings(audit, lenses=("register", "behaviour"))
+    assert status == {"register": "saved", "behaviour": "saved"}
+    assert set(got[F.LENS]) == {"register", "behaviour"}
+    assert len(got) == int(quarter1[F.LENS].isin(["register", "behaviour"]).sum())
