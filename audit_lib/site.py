@@ -169,6 +169,8 @@ def _recommendations_from_findings(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def _badge(verdict: str) -> str:
+    if not verdict:
+        return '<span class="note">not in that audit</span>'
     bg, fg = VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["not assessed"])
     return f'<span class="badge" style="background:{bg};color:{fg}">{esc(verdict)}</span>'
 
@@ -233,7 +235,8 @@ def _summary_block(findings: pd.DataFrame, scorecard: pd.DataFrame, names: dict[
     top = _key_findings(findings)
     if len(top):
         items = "".join(f"<li>{_finding_sentence(r, names)}</li>" for r in top.to_dict("records"))
-        parts.append(f'<h3>The five findings that matter most</h3><ol class="key-findings">{items}</ol>')
+        heading = "The five findings that matter most" if len(top) == 5 else "The findings that matter most"
+        parts.append(f'<h3>{heading}</h3><ol class="key-findings">{items}</ol>')
     else:
         parts.append('<p>No lens raised a flagged finding.</p>')
     parts.append("</section>")
@@ -257,12 +260,11 @@ def _scorecard_block(scorecard: pd.DataFrame) -> str:
             + _table(sc, cols, raw=raw) + "</section>")
 
 
-def _recommendations_block(recs: pd.DataFrame, names: dict[str, str]) -> str:
+def _recommendations_block(recs: pd.DataFrame) -> str:
     if not len(recs):
         return ""
-    items = "".join(
-        f"<li><strong>{esc(names.get(str(r[F.METRIC_ID]), r[F.METRIC_ID]))}</strong> "
-        f"{_badge(str(r.get('verdict', '')))} — {esc(r['action'])}</li>" for r in recs.to_dict("records"))
+    items = "".join(f"<li>{_badge(str(r.get('verdict', '')))} {esc(r['action'])}</li>"
+                    for r in recs.to_dict("records"))
     return f'<section id="recommendations"><h2>What to do, in order</h2><ol class="key-findings">{items}</ol></section>'
 
 
@@ -411,7 +413,7 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
         _summary_block(findings, scorecard, names),
         _comparison_block(comparison),
         _scorecard_block(scorecard),
-        _recommendations_block(recs, names),
+        _recommendations_block(recs),
         _sections_block(sections),
         _flagged_block(findings, names),
         _provenance_block(meta),

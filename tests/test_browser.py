@@ -1,0 +1,253 @@
+"""A real browser opens the report: no JavaScript error, no network request, no injected code runs.
+
+Headless Chromium is driven through its DevTools protocol (websocket-client). For every
+page (index.html and every section it links to) the test records console errors,
+uncaught exceptions, network requests to anything but file:/data:, and JavaScript
+dialogs; it bypasses the page's Content-Security-Policy so an escaping bug would
+actually execute (``alert``) and be caught, and it saves a full-page screenshot to
+``test-artifacts/browser/`` for a human to look at.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import browser_setup
+from audit_lib import pdf, site
+from audit_lib import scorecard as sc
+from audit_lib.findings import finding, make_findings
+
+websocket = pytest.importorskip("websocket")
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+HOSTILE = '<img src=x onerror=alert(1)>'
+ALLOWED_SCHEMES = ("file:", "data:", "about:", "chrome-error:")
+
+
+class Browser:
+    """A minimal DevTools client: one headless Chromium, one page target, flat sessions."""
+
+    def __init__(self, executable: str, profile: Path):
+        cmd = pdf.chromium_command(executable, profile, "--remote-debugging-port=0",
+                                   "--window-size=1280,900", "about:blank")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url, deadline = None, time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            match = re.search(r"DevTools listening on (ws://\S+)", line)
+            url = match.group(1) if match else None
+        if url is None:
+            self.close()
+            raise RuntimeError("Chromium did not start its DevTools endpoint within 30 s")
+        self.ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
+        self._id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable", session=True)
+        # an escaping bug must execute, not be silently blocked by the page's own CSP
+        self.call("Page.setBypassCSP", enabled=True, session=True)
+        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1,
+                  mobile=False, session=True)
+
+    def call(self, method: str, session: bool = False, **params):
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self._event(reply)
+
+    def _event(self, msg: dict) -> None:
+        if "method" not in msg:
+            return
+        self.events.append(msg)
+        if msg["method"] == "Page.javascriptDialogOpening":
+            # dismiss at once, or the page would hang; the event stays recorded as a failure
+            self.ws.send(json.dumps({"id": 10 ** 9 + len(self.events), "method": "Page.handleJavaScriptDialog",
+                                     "params": {"accept": False}, "sessionId": self.session}))
+
+    def wait_for(self, method: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(e["method"] == method for e in self.events):
+                return
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                self._event(json.loads(self.ws.recv()))
+            except websocket.WebSocketTimeoutException:
+                break
+        raise AssertionError(f"page did not fire {method} within {timeout} s")
+
+    def drain(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ws.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                self._event(json.loads(self.ws.recv()))
+            except websocket.WebSocketTimeoutException:
+                return
+
+    def open(self, url: str) -> dict:
+        """Navigate, wait for load, and return what went wrong on the way."""
+        self.events = []
+        self.call("Page.navigate", url=url, session=True)
+        self.wait_for("Page.loadEventFired")
+        self.drain(0.5)
+        problems = {"exceptions": [], "console_errors": [], "requests": [], "dialogs": []}
+        for e in self.events:
+            m, p = e["method"], e.get("params", {})
+            if m == "Runtime.exceptionThrown":
+                problems["exceptions"].append(p["exceptionDetails"].get("text", "") + " "
+                                              + str(p["exceptionDetails"].get("exception", {}).get("description")))
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                problems["console_errors"].append(" ".join(str(a.get("value", a.get("description")))
+                                                           for a in p.get("args", [])))
+            elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
+                problems["console_errors"].append(p["entry"].get("text", ""))
+            elif m == "Network.requestWillBeSent":
+                req_url = p["request"]["url"]
+                if not req_url.startswith(ALLOWED_SCHEMES):
+                    problems["requests"].append(req_url)
+            elif m == "Page.javascriptDialogOpening":
+                problems["dialogs"].append(p.get("message", ""))
+        return problems
+
+    def evaluate(self, expression: str):
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, session=True)
+        return res.get("result", {}).get("value")
+
+    def screenshot(self, path: Path, max_height: int = 8000) -> Path:
+        metrics = self.call("Page.getLayoutMetrics", session=True)
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        clip = {"x": 0, "y": 0, "width": max(1280, int(size["width"])),
+                "height": min(max_height, int(size["height"])), "scale": 1}
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip,
+                         session=True)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "ws", None):
+                self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    path, message = browser_setup.ensure_chromium(quiet=True)
+    if not path:
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, tmp_path_factory):
+    b = Browser(chromium, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+# DOM checks that hold whatever the CSP does: nothing the client typed became an element or a handler
+DOM_PROBE = """(() => {
+  const all = [...document.querySelectorAll('*')];
+  const handlers = all.filter(el => [...el.attributes].some(a => a.name.toLowerCase().startsWith('on')));
+  return {
+    injected_imgs: document.querySelectorAll('img[src="x"], img[src="x.png"]').length,
+    scripts_with_alert: [...document.scripts].filter(s => /alert\\(/.test(s.textContent)).length,
+    handler_elements: handlers.map(el => el.tagName + ':' + el.outerHTML.slice(0, 80)),
+    hostile_text_shown: document.body.innerText.includes('<img src=x onerror=alert(1)>'),
+    links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
+  };
+})()"""
+
+
+def _check_page(browser: Browser, path: Path, shot: str, expect_hostile: bool) -> dict:
+    problems = browser.open(path.resolve().as_uri())
+    probe = browser.evaluate(DOM_PROBE)
+    browser.screenshot(ARTIFACTS / shot)
+    assert problems == {"exceptions": [], "console_errors": [], "requests": [], "dialogs": []}, (path, problems)
+    assert probe["injected_imgs"] == 0 and probe["scripts_with_alert"] == 0, probe
+    assert probe["handler_elements"] == [], probe["handler_elements"]
+    if expect_hostile:
+        assert probe["hostile_text_shown"], f"{path}: the client's text is not shown as text"
+    return probe
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    """A report folder rendered by site.render_index with a hostile metric name everywhere, plus one
+    plain section page styled with REPORT_CSS (the runner's sections are tested end to end elsewhere)."""
+    out = tmp_path_factory.mktemp("report")
+    register = pd.DataFrame({"metric_id": ["AHT", "FRT", "X1"], "name": [HOSTILE, "First reply time", HOSTILE],
+                             "kpi": ["aht", "first_reply_time", "custom"]})
+    rows = [finding("register", "AHT", "surrogation_risk", "high", detail="Tied to bonus."),
+            finding("behaviour", "AHT", "threshold_bunching", "high", scope="team:Beacon", detail=HOSTILE),
+            finding("register", "X1", "purpose_missing", "high", detail=f"Purpose of {HOSTILE} missing"),
+            finding("register", "FRT", "counterbalance_missing", "high", detail="No counter-measure."),
+            finding("perception", "FRT", "comment_themes", "info", detail=f"Comment: {HOSTILE}")]
+    findings = make_findings(rows)
+    card, _, vrows = sc.scorecard_findings(findings, register)
+    allf = pd.concat([findings, vrows], ignore_index=True)
+    meta = {"client": HOSTILE, "period": "2026-Q3", "generated_at": "2026-10-01 09:00 UTC",
+            "provenance": {"params file": HOSTILE, "git revision": "abc123"}}
+    sections = [{"title": "Register", "href": "01_register.html", "summary": HOSTILE}]
+    comparison = sc.compare_quarters(allf, make_findings(rows[:2]), previous_period="2026-Q2",
+                                     current_period="2026-Q3")
+    (out / "index.html").write_text(site.render_index(meta, sections, allf, card, comparison), encoding="utf-8")
+    (out / "01_register.html").write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{site.REPORT_CSS}</style></head>"
+        f"<body><div class='page'><h1>Register</h1><p>{site.esc(HOSTILE)}</p></div></body></html>",
+        encoding="utf-8")
+    return out
+
+
+@pytest.mark.slow
+def test_index_and_sections_open_cleanly(browser, hostile_report):
+    probe = _check_page(browser, hostile_report / "index.html", "hostile_index.png", expect_hostile=True)
+    sections = sorted({h for h in probe["links"] if not h.startswith("#")})
+    assert sections == ["01_register.html"]
+    for href in sections:
+        _check_page(browser, hostile_report / href, f"hostile_{Path(href).stem}.png", expect_hostile=True)
+
+
+@pytest.mark.slow
+def test_the_probe_catches_an_executed_injection(browser, tmp_path):
+    """The test must be able to fail: a page that does run the payload is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(f"<html><body>{HOSTILE}<img src='http://example.invalid/pixel.png'></body></html>")
+    problems = browser.open(bad.resolve().as_uri())
+    assert problems["dialogs"] == ["1"]
+    assert any(u.startswith("http://example.invalid") for u in problems["requests"])
+    assert browser.evaluate(DOM_PROBE)["handler_elements"]
+
+
+@pytest.mark.slow
+def test_print_pdf(chromium, hostile_report, tmp_path):
+    out = pdf.print_pdf(hostile_report, tmp_path / "r.pdf")
+    data = out.read_bytes()
+    assert data[:5] == b"%PDF-" and len(data) > 5000
+    assert data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 1
