@@ -48,8 +48,8 @@ from .findings import FLAGGED, concat, empty_findings, finding, make_findings, r
 __all__ = [
     "VERDICTS", "DEFAULT_RULES", "REWORK_KIND", "ACTIONS", "EVIDENCE_LENSES", "SCORECARD_COLUMNS",
     "resolve_rules", "build_scorecard", "verdict_findings", "recommendations", "scorecard_findings",
-    "key_findings", "metric_summary", "compare_quarters", "compare_with_previous", "collect_findings",
-    "LENS_ENTRY_POINTS",
+    "key_findings", "executive_summary", "metric_summary", "metric_pages", "compare_quarters",
+    "compare_with_previous", "compare_for_audit", "collect_findings", "lens_status_table", "LENS_ENTRY_POINTS",
 ]
 
 #: verdicts from weakest to strongest intervention
@@ -184,13 +184,10 @@ _VERDICT_SEVERITY = {"keep": "ok", "counterbalance": "low", "rework": "medium", 
 _SEV_RANK = {"high": 0, "medium": 1, "low": 2, "not_assessable": 3, "info": 4, "ok": 5}
 _LENS_WEIGHT = {"behaviour": 0, "linkage": 1, "perception": 2, "register": 3}
 
-#: lens -> names of the functions tried, in order, to compute that lens's findings from an audit
-LENS_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "register": ("audit_findings", "run_lens", "assess", "findings"),
-    "behaviour": ("audit_findings", "run_lens", "assess", "findings"),
-    "perception": ("audit_findings", "run_lens", "assess", "findings"),
-    "linkage": ("audit_findings", "run_lens", "assess", "findings"),
-}
+#: lens -> function (in ``audit_lib.<lens>``) computing that lens's Findings from an Audit
+#: (docs/architecture.md, "Lens entry point")
+LENS_ENTRY_POINTS: dict[str, str] = {lens: "audit_findings" for lens in ("register", "behaviour",
+                                                                         "perception", "linkage")}
 
 
 def _title(check: str) -> str:
@@ -486,6 +483,38 @@ def metric_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, metric_id: s
     return pd.DataFrame(answers, columns=["question", "answer"])
 
 
+def executive_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The ``n`` most important findings (:func:`key_findings`) as plain sentences.
+
+    Returns columns ``rank, metric, finding, where, lens``.
+    """
+    top = key_findings(findings, n=n)
+    names = dict(zip(scorecard["metric_id"], scorecard["name"]))
+    rows = [{"rank": i + 1, "metric": names.get(r[F.METRIC_ID], r[F.METRIC_ID]),
+             "finding": (r[F.DETAIL] or _title(r[F.CHECK]).capitalize()),
+             "where": "" if r[F.SCOPE] == "overall" else r[F.SCOPE].replace("|", ", "),
+             "lens": f"{r[F.LENS]}: {_title(r[F.CHECK])}"}
+            for i, r in enumerate(top.to_dict("records"))]
+    return pd.DataFrame(rows, columns=["rank", "metric", "finding", "where", "lens"])
+
+
+def metric_pages(findings: pd.DataFrame, scorecard: pd.DataFrame,
+                 register: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`metric_summary` for every metric of the scorecard, stacked.
+
+    Returns columns ``metric_id, name, verdict, question, answer`` (five rows per metric).
+    """
+    frames = []
+    for metric_id, name, verdict in scorecard[["metric_id", "name", "verdict"]].itertuples(index=False):
+        page = metric_summary(findings, scorecard, metric_id, register)
+        page.insert(0, "verdict", verdict)
+        page.insert(0, "name", name)
+        page.insert(0, "metric_id", metric_id)
+        frames.append(page)
+    cols = ["metric_id", "name", "verdict", "question", "answer"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
 # ----------------------------------------------------------------------------- quarter over quarter
 
 def _flag_keyed(df: pd.DataFrame) -> pd.DataFrame:
@@ -602,14 +631,21 @@ def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path,
     return compare_quarters(findings, prev, previous_period=period, current_period=current_period)
 
 
+def compare_for_audit(audit, findings: pd.DataFrame) -> dict | None:
+    """:func:`compare_with_previous` against ``params.previous``; None for a first audit."""
+    previous = getattr(audit.params, "previous_dir", None)
+    if previous is None:
+        return None
+    return compare_with_previous(findings, previous, current_period=str(audit.params.period))
+
+
 # ----------------------------------------------------------------------------- standalone notebook support
 
 def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[str, str]]:
     """The lenses' Findings for the scorecard: saved ones first, the missing ones computed.
 
-    Reads ``<run_dir>/findings/*.json`` (skipping the scorecard's own file). For each lens
-    with no saved rows, calls the lens module's entry point (first of
-    :data:`LENS_ENTRY_POINTS` that exists) with the audit object.
+    Reads ``<run_dir>/findings/*.json`` (skipping the scorecard's own rows). For each lens
+    with no saved rows, calls ``audit_lib.<lens>.audit_findings(audit)``.
 
     Returns
     -------
@@ -637,10 +673,18 @@ def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[st
         except ImportError as exc:
             status[lens] = f"not run: module audit_lib.{lens} is not available ({exc})"
             continue
-        fn = next((getattr(module, n) for n in LENS_ENTRY_POINTS[lens] if callable(getattr(module, n, None))), None)
-        if fn is None:
-            status[lens] = f"not run: audit_lib.{lens} has no entry point ({', '.join(LENS_ENTRY_POINTS[lens])})"
+        fn = getattr(module, LENS_ENTRY_POINTS[lens], None)
+        if not callable(fn):
+            status[lens] = f"not run: audit_lib.{lens} has no {LENS_ENTRY_POINTS[lens]}(audit)"
             continue
         frames.append(fn(audit))
         status[lens] = "computed"
     return concat(frames) if frames else empty_findings(), status
+
+
+def lens_status_table(status: dict[str, str]) -> pd.DataFrame:
+    """``collect_findings``' status as a table: lens, whether its evidence is in, how."""
+    rows = [{"lens": lens, "evidence": "yes" if how in ("saved", "computed") else "missing",
+             "how": {"saved": "saved by its section in this run", "computed": "computed now"}.get(how, how)}
+            for lens, how in status.items()]
+    return pd.DataFrame(rows, columns=["lens", "evidence", "how"])

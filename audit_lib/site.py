@@ -26,7 +26,8 @@ from .columns import Finding as F
 from .errors import RunError
 from .findings import FLAGGED, LENS_ORDER
 
-__all__ = ["REPORT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc"]
+__all__ = ["REPORT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc", "scorecard_html",
+           "comparison_html", "metric_pages_html", "summary_html"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
 VERDICT_COLOURS = {
@@ -97,6 +98,7 @@ code, .mono { font-family: "SFMono-Regular", Consolas, "Liberation Mono", monosp
   a { color: inherit; text-decoration: none; }
   h2 { break-after: avoid; page-break-after: avoid; }
   tr, .card, .tile, li { break-inside: avoid; page-break-inside: avoid; }
+  .metric-page { break-inside: avoid; page-break-inside: avoid; }
   thead { display: table-header-group; }
   details > summary { display: none; }
   details { display: block; }
@@ -427,6 +429,43 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
             "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">"
             f"<title>{esc(title)}</title><style>{REPORT_CSS}</style></head>"
             f"<body>{body}</body></html>\n")
+
+
+def scorecard_html(scorecard: pd.DataFrame) -> str:
+    """The scorecard table (verdict badges, escaped text), for notebooks and the front page."""
+    return _scorecard_block(scorecard)
+
+
+def comparison_html(comparison: dict | None) -> str:
+    """"Since the last audit" block of a :func:`audit_lib.scorecard.compare_quarters` result."""
+    if not comparison:
+        return ('<section id="changes"><p class="note">No previous audit is set (<code>previous:</code> in the '
+                'params file), so there is nothing to compare with yet.</p></section>')
+    return _comparison_block(comparison)
+
+
+def summary_html(summary: pd.DataFrame) -> str:
+    """The executive summary (:func:`audit_lib.scorecard.executive_summary`) as a numbered list."""
+    if not len(summary):
+        return '<p>No lens raised a flagged finding.</p>'
+    items = "".join(
+        f"<li><strong>{esc(r['metric'])}</strong> — {esc(r['finding'])}"
+        + (f' <span class="note">({esc(r["where"])})</span>' if r["where"] else "")
+        + f' <span class="evidence">[{esc(r["lens"])}]</span></li>' for r in summary.to_dict("records"))
+    return f'<ol class="key-findings">{items}</ol>'
+
+
+def metric_pages_html(pages: pd.DataFrame) -> str:
+    """One card per metric (why / behaviour / perception / linkage / verdict), all text escaped."""
+    cards = []
+    for metric_id, grp in pages.groupby("metric_id", sort=True):
+        first = grp.iloc[0]
+        rows = "".join(f'<tr><th scope="row" style="width:24%">{esc(q)}</th><td>{esc(a)}</td></tr>'
+                       for q, a in zip(grp["question"], grp["answer"]))
+        cards.append(f'<section class="metric-page"><h3>{esc(first["name"])} <span class="note">'
+                     f'({esc(metric_id)})</span> {_badge(str(first["verdict"]))}</h3>'
+                     f"<table><tbody>{rows}</tbody></table></section>")
+    return "".join(cards)
 
 
 # ----------------------------------------------------------------------------- workbook
