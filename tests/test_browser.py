@@ -251,3 +251,45 @@ def test_print_pdf(chromium, hostile_report, tmp_path):
     data = out.read_bytes()
     assert data[:5] == b"%PDF-" and len(data) > 5000
     assert data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 1
+
+
+# ----------------------------------------------------------------------------- the real report, end to end
+
+HOSTILE_FIELDS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg onload=alert(3)>']
+
+
+@pytest.fixture(scope="module")
+def hostile_demo_report(tmp_path_factory):
+    """The demo client with hostile text in every free-text field of the register and in survey
+    comments, run through the full runner (`kpi-audit run`)."""
+    from audit_lib import demo, report
+    base = tmp_path_factory.mktemp("hostile_demo")
+    params = demo.generate(base, contacts=20_000)
+    reg_path = base / "register.csv"
+    reg = pd.read_csv(reg_path, dtype=str, keep_default_na=False)
+    for i, col in enumerate(c for c in ("name", "purpose", "owner", "definition", "audience") if c in reg):
+        reg[col] = [f"{v} {HOSTILE_FIELDS[(i + j) % len(HOSTILE_FIELDS)]}" for j, v in enumerate(reg[col])]
+    reg.to_csv(reg_path, index=False)
+    survey_path = base / "survey.csv"
+    survey = pd.read_csv(survey_path, dtype=str, keep_default_na=False)
+    for col in [c for c in survey.columns if c.endswith("__comment")]:
+        survey[col] = [f"Target pressure {HOSTILE_FIELDS[j % 3]}" for j in range(len(survey))]
+    survey.to_csv(survey_path, index=False)
+    return report.run(params, quiet=True)
+
+
+@pytest.mark.slow
+def test_real_report_in_a_browser(browser, hostile_demo_report):
+    pages = sorted(hostile_demo_report.glob("*.html"))
+    assert (hostile_demo_report / "index.html") in pages and len(pages) >= 2
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for hostile in HOSTILE_FIELDS:
+            assert hostile not in text, f"{page.name} holds client text as raw HTML: {hostile}"
+    probe = _check_page(browser, hostile_demo_report / "index.html", "report_index.png", expect_hostile=True)
+    sections = sorted({h for h in probe["links"] if not h.startswith("#")})
+    assert sections == sorted(p.name for p in pages if p.name != "index.html")
+    for href in sections:
+        _check_page(browser, hostile_demo_report / href, f"report_{Path(href).stem}.png", expect_hostile=False)
+    out = pdf.print_pdf(hostile_demo_report, hostile_demo_report.parent / "report.pdf")
+    assert out.read_bytes()[:5] == b"%PDF-"

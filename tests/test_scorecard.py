@@ -262,3 +262,84 @@ def test_scorecard_notebook_is_thin():
                                          ast.GeneratorExp)), cell.source
     assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in code)
     assert any("save_findings" in c.source for c in code)
+
+
+# ----------------------------------------------------------------------------- end to end: two quarters
+
+def _edit_params(path, **values):
+    """Set top-level keys of a demo params file (the generator writes one `key: value` line each)."""
+    import re
+    from pathlib import Path
+    text = Path(path).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text, n = re.subn(rf"^{key}:.*$", f"{key}: {json.dumps(str(value))}", text, count=1, flags=re.M)
+        assert n == 1, key
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def _expected_keys(rows, key_of_agent):
+    keys = set()
+    for r in rows:
+        scope = r.get("scope") or "overall"
+        if scope.startswith("agent:"):
+            scope = "agent:" + key_of_agent(scope.split(":", 1)[1])
+        keys.add((r["lens"], r["metric_id"], r["check"], scope))
+    return keys
+
+
+@pytest.fixture(scope="module")
+def two_quarters(tmp_path_factory):
+    """The demo client audited in 2026-Q3, then in 2026-Q4 with `previous:` pointing at Q3's report."""
+    from audit_lib import demo, report
+    base = tmp_path_factory.mktemp("quarters")
+    reports = base / "reports"   # one client folder for both quarters: same pseudonym key
+    p1 = demo.generate(base / "q1", quarter=1)
+    _edit_params(p1, output_dir=reports)
+    r1 = report.run(p1, quiet=True)
+    p2 = demo.generate(base / "q2", quarter=2)
+    _edit_params(p2, output_dir=reports, previous=r1)
+    r2 = report.run(p2, quiet=True)
+    return {"q1": r1, "q2": r2, "expected": json.loads((base / "q2" / "expected_findings.json").read_text()),
+            "client_dir": r1.parent}
+
+
+@pytest.mark.slow
+def test_second_quarter_shows_exactly_the_planted_changes(two_quarters):
+    from audit_lib import privacy
+    from audit_lib.findings import read_json
+    key = privacy.load_or_create_key(privacy.restricted_dir(two_quarters["client_dir"]))
+    pseud = lambda agent: privacy.pseudonym(agent, key)  # noqa: E731
+    current = read_json(two_quarters["q2"] / "findings.json")
+    cmp = sc.compare_with_previous(current, two_quarters["q1"], current_period="2026-Q4")
+    assert cmp["previous_period"] == "2026-Q3"
+    got = lambda df: set(zip(df[F.LENS], df[F.METRIC_ID], df[F.CHECK], df[F.SCOPE]))  # noqa: E731
+    expected = two_quarters["expected"]
+    # Q4 fixes Beacon's bunching, the hollow first replies and FRT's missing pair; adds Delta's surge
+    assert got(cmp["resolved"]) == _expected_keys(expected["fixed"], pseud)
+    assert got(cmp["new"]) == _expected_keys(expected["new"], pseud)
+    assert len(cmp["persisting"]) > 0
+    changes = cmp["verdict_changes"].set_index("metric_id")
+    # FRT: paired and no longer hollow -> only its pay link remains -> counterbalance;
+    # AHT stays rework (short contacts, displacement, and now the surge); nothing else moves
+    assert list(changes.index) == ["FRT"]
+    assert changes.loc["FRT", "previous"] == "rework" and changes.loc["FRT", "current"] == "counterbalance"
+    page = (two_quarters["q2"] / "index.html").read_text(encoding="utf-8")
+    assert "Since the last audit (2026-Q3)" in page
+    assert "end_of_period_surge" in page and "hollow_first_reply" in page
+    assert cmp["kpi_trend"].shape[0] > 0 and list(cmp["kpi_trend"].columns[1:3]) == ["2026-Q3", "2026-Q4"]
+
+
+@pytest.mark.slow
+def test_first_quarter_report_has_verdicts_for_every_metric(two_quarters):
+    from audit_lib.findings import read_json
+    findings = read_json(two_quarters["q1"] / "findings.json")
+    verdicts = findings[(findings[F.LENS] == "scorecard") & (findings[F.CHECK] == "verdict")]
+    labels = dict(zip(verdicts[F.METRIC_ID], verdicts[F.LABEL]))
+    assert len(labels) == 12
+    assert labels["AHT_TEAM"] == "retire"          # duplicate of AHT
+    assert labels["AHT"] == "rework" and labels["FCR"] == "rework" and labels["FRT"] == "rework"
+    assert labels["ABANDON"] == "rework"           # no stated purpose
+    assert set(labels.values()) <= set(sc.VERDICTS) | {"not assessed"}
+    recs = findings[(findings[F.LENS] == "scorecard") & (findings[F.CHECK] == "recommendation")]
+    assert sorted(recs[F.VALUE].astype(int)) == list(range(1, len(recs) + 1))
+    assert (two_quarters["q1"] / "findings.xlsx").is_file()
