@@ -12,7 +12,7 @@ Examples
 >>> lib.get("aht").better
 'lower'
 >>> lib.checks_for("aht")
-['displacement', 'short_contacts', 'threshold_bunching']
+['displacement', 'end_of_period_surge', 'short_contacts', 'threshold_bunching']
 >>> lib.counterbalances("fcr_agent")
 ['repeat_rate', 'fcr_repeat', 'complaint_rate']
 """

@@ -110,7 +110,7 @@ def test_documented_pairs_and_links():
 
 
 def test_checks_for_names_the_planted_detectors():
-    assert LIB.checks_for("aht") == ["displacement", "short_contacts", "threshold_bunching"]
+    assert LIB.checks_for("aht") == ["displacement", "end_of_period_surge", "short_contacts", "threshold_bunching"]
     assert LIB.checks_for("fcr_agent") == ["fcr_integrity"]
     assert LIB.checks_for("first_reply_time") == ["hollow_first_reply"]
     assert LIB.checks_for("callback_completion") == ["callback_unkept"]
