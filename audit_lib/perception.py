@@ -66,7 +66,8 @@ LENS = "perception"
 LIKERT_LABELS = ("Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree",
                  "Strongly agree")
 ROLE_OPTIONS = {"agent": "Agent", "team_lead": "Team lead", "manager": "Manager"}
-TENURE_BANDS = ("Less than 1 year", "1-3 years", "3-5 years", "More than 5 years")
+TENURE_BANDS = {"<1y": "Less than 1 year", "1-3y": "1 to 3 years", "3-5y": "3 to 5 years",
+                "5y+": "More than 5 years"}
 
 #: effect-size conventions (Cohen 1988) used to decide a flag
 MEDIUM_R, LARGE_R = 0.3, 0.5
@@ -210,7 +211,7 @@ def questionnaire(register: pd.DataFrame) -> pd.DataFrame:
              required=False),
         dict(question_id=Survey.TENURE_BAND, section="About you", metric_id="", metric="",
              item_id="", statement="How long have you worked here?", answer_type="single choice",
-             answer_options=" | ".join(TENURE_BANDS), answer_codes=" | ".join(TENURE_BANDS),
+             answer_options=" | ".join(TENURE_BANDS.values()), answer_codes=" | ".join(TENURE_BANDS),
              reverse_keyed=False, required=False),
     ]
     seen = set()
