@@ -800,6 +800,11 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
     except _ReadFailure:
         col.flush()
         return None
+    except OSError as exc:
+        col.flush()
+        col.add("unreadable_file", "", f"the file cannot be read ({exc.strerror or exc})",
+                "check that the file exists and is readable, then run validate again")
+        return None
     if not parsed_batches:
         col.add("empty_file", "", "the file holds a header but no data rows",
                 "export the contacts of the audit period again", count=0)
@@ -945,6 +950,10 @@ def _read_small(table: str, inp, report: ValidationReport, con, *, dynamic=None)
         batches = list(src.batches(list(dict.fromkeys(mapping.values()))))
     except _ReadFailure:
         col.flush()
+        return None
+    except OSError as exc:
+        col.add("unreadable_file", "", f"the file cannot be read ({exc.strerror or exc})",
+                "check that the file exists and is readable, then run validate again")
         return None
     raw = pa.Table.from_batches(batches) if batches else None
     if raw is None or raw.num_rows == 0:
@@ -1328,11 +1337,25 @@ def _single(params, table: str):
 
 
 def _contacts_teams(params, con) -> pa.Table | None:
-    """The contacts' team column only (for the survey/outcomes team check when loaded alone)."""
+    """Only the contacts' distinct teams (for the survey/outcomes team check when loaded alone).
+
+    Reads the one column, so loading the survey never parses millions of contacts again.
+    The contacts' own problems are reported by :func:`load_contacts` / :func:`validate`.
+    """
+    inp = params.inputs.contacts
+    col = _Collector("contacts", inp.path, ValidationReport())
     try:
-        return _contacts(params, ValidationReport(), con)
-    except Exception:  # the contacts' own problems are reported by load_contacts / validate
+        src = _open_source("contacts", inp, col)
+        src.open()
+        client = _resolve_columns(schemas.CONTACTS, inp, src, col).get(Contact.TEAM)
+        if client is None:
+            return None
+        teams: set = set()
+        for batch in src.batches([client]):
+            teams |= set(pc.unique(_text(batch.column(0))).drop_null().to_pylist())
+    except (_ReadFailure, OSError, pa.ArrowException):
         return None
+    return pa.table({Contact.TEAM: pa.array(sorted(teams), pa.string())})
 
 
 def load_register(params) -> pd.DataFrame:
