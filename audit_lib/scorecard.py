@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "resolve_rules", "build_scorecard", "verdict_findings", "recommendations", "scorecard_findings",
     "key_findings", "executive_summary", "metric_summary", "metric_pages", "compare_quarters",
     "compare_with_previous", "compare_for_audit", "collect_findings", "lens_status_table", "LENS_ENTRY_POINTS",
+    "brief",
 ]
 
 #: verdicts from weakest to strongest intervention
@@ -483,6 +485,16 @@ def metric_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, metric_id: s
     return pd.DataFrame(answers, columns=["question", "answer"])
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\u201c\"(])")
+
+
+def brief(text: str, limit: int = 240) -> str:
+    """The first sentence of a finding's detail (the fact; the rest explains it), at most ``limit`` chars."""
+    text = " ".join(str(text or "").split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    return first if len(first) <= limit else first[:limit - 1].rstrip() + "\u2026"
+
+
 def executive_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     """The ``n`` most important findings (:func:`key_findings`) as plain sentences.
 
@@ -491,7 +503,7 @@ def executive_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, n: int = 
     top = key_findings(findings, n=n)
     names = dict(zip(scorecard["metric_id"], scorecard["name"]))
     rows = [{"rank": i + 1, "metric": names.get(r[F.METRIC_ID], r[F.METRIC_ID]),
-             "finding": (r[F.DETAIL] or _title(r[F.CHECK]).capitalize()),
+             "finding": brief(r[F.DETAIL]) or _title(r[F.CHECK]).capitalize(),
              "where": "" if r[F.SCOPE] == "overall" else r[F.SCOPE].replace("|", ", "),
              "lens": f"{r[F.LENS]}: {_title(r[F.CHECK])}"}
             for i, r in enumerate(top.to_dict("records"))]

@@ -26,8 +26,9 @@ from .columns import Finding as F
 from .errors import RunError
 from .findings import FLAGGED, LENS_ORDER
 
-__all__ = ["REPORT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc", "scorecard_html",
-           "comparison_html", "metric_pages_html", "summary_html"]
+__all__ = ["REPORT_CSS", "FRAGMENT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc",
+           "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
+           "table_html"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
 VERDICT_COLOURS = {
@@ -99,6 +100,9 @@ code, .mono { font-family: "SFMono-Regular", Consolas, "Liberation Mono", monosp
   h2 { break-after: avoid; page-break-after: avoid; }
   tr, .card, .tile, li { break-inside: avoid; page-break-inside: avoid; }
   .metric-page { break-inside: avoid; page-break-inside: avoid; }
+  .tiles { flex-wrap: nowrap; gap: 6px; }
+  .tile { flex: 1 1 0; padding: 6px 8px; } .tile .num { font-size: 20pt; }
+  h1 { font-size: 22pt; } h2 { font-size: 15pt; margin-top: 18px; }
   thead { display: table-header-group; }
   details > summary { display: none; }
   details { display: block; }
@@ -190,7 +194,8 @@ def _key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 def _finding_sentence(row, names: dict[str, str]) -> str:
     metric = str(row[F.METRIC_ID])
     name = names.get(metric, metric)
-    text = str(row[F.DETAIL]).strip() or _humanise(row[F.CHECK])
+    from . import scorecard  # imported late: scorecard does not depend on site
+    text = scorecard.brief(row[F.DETAIL]) or _humanise(row[F.CHECK])
     scope = str(row[F.SCOPE])
     where = "" if scope in ("", "overall") else f' <span class="note">({esc(scope.replace("|", ", "))})</span>'
     return (f"<strong>{esc(name)}</strong> — {esc(text)}{where} "
@@ -245,9 +250,10 @@ def _summary_block(findings: pd.DataFrame, scorecard: pd.DataFrame, names: dict[
     return "".join(parts)
 
 
-def _scorecard_block(scorecard: pd.DataFrame) -> str:
+def _scorecard_block(scorecard: pd.DataFrame, heading: bool = True) -> str:
+    h2 = "<h2>Scorecard</h2>" if heading else ""
     if not len(scorecard):
-        return '<section id="scorecard"><h2>Scorecard</h2><p>No verdicts were produced.</p></section>'
+        return f'<section id="scorecard">{h2}<p>No verdicts were produced.</p></section>'
     order = {v: i for i, v in enumerate(_VERDICT_ORDER)}
     sc = scorecard.assign(_o=scorecard["verdict"].map(order).fillna(len(order)))
     sc = sc.sort_values(["_o", F.METRIC_ID], kind="mergesort")
@@ -255,26 +261,28 @@ def _scorecard_block(scorecard: pd.DataFrame) -> str:
     raw = {"verdict": lambda v, r: _badge(str(v)),
            "rationale": lambda v, r: esc(v) + (f'<div class="evidence">Evidence: {esc(r.get("evidence"))}</div>'
                                                if str(r.get("evidence") or "") else "")}
-    return ('<section id="scorecard"><h2>Scorecard</h2>'
+    return (f'<section id="scorecard">{h2}'
             '<p class="note">Keep: the measure works as intended. Counterbalance: keep it, but pair it with a '
             'measure that shows the harm its target can cause. Rework: redefine it, change its target or take '
             'it out of pay. Retire: stop using it as a target.</p>'
             + _table(sc, cols, raw=raw) + "</section>")
 
 
-def _recommendations_block(recs: pd.DataFrame) -> str:
+def _recommendations_block(recs: pd.DataFrame, heading: bool = True) -> str:
     if not len(recs):
-        return ""
+        return "" if heading else "<p>Every measure can be kept as it is.</p>"
     items = "".join(f"<li>{_badge(str(r.get('verdict', '')))} {esc(r['action'])}</li>"
                     for r in recs.to_dict("records"))
-    return f'<section id="recommendations"><h2>What to do, in order</h2><ol class="key-findings">{items}</ol></section>'
+    h2 = "<h2>What to do, in order</h2>" if heading else ""
+    return f'<section id="recommendations">{h2}<ol class="key-findings">{items}</ol></section>'
 
 
-def _comparison_block(comparison: dict | None) -> str:
+def _comparison_block(comparison: dict | None, heading: bool = True) -> str:
     if not comparison:
         return ""
-    prev = esc(comparison.get("previous_period", "the previous audit"))
-    parts = [f'<section id="changes"><h2>Since the last audit ({prev})</h2>']
+    prev = esc(comparison.get("previous_period") or "the previous audit")
+    parts = [f'<section id="changes"><h2>Since the last audit ({prev})</h2>' if heading else
+             f'<section id="changes"><p>Compared with the audit of {prev}.</p>']
     counts = comparison.get("counts") or {}
     if counts:
         tiles = "".join(f'<div class="tile"><div class="num">{int(counts.get(k, 0))}</div>'
@@ -431,32 +439,68 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
             f"<body>{body}</body></html>\n")
 
 
+#: scoped style for fragments shown inside notebooks (JupyterLab's own table style right-aligns text)
+FRAGMENT_CSS = """
+.kpi-report { font-size: 14px; line-height: 1.5; }
+.kpi-report table { border-collapse: collapse; width: 100%; margin: 6px 0 14px; table-layout: auto; }
+.kpi-report th, .kpi-report td { text-align: left !important; vertical-align: top; padding: 6px 9px;
+  border-bottom: 1px solid #d9dee5; white-space: normal; }
+.kpi-report th { background: #f5f7fa; font-weight: 600; }
+.kpi-report td.num { text-align: right !important; font-variant-numeric: tabular-nums; }
+.kpi-report .badge { display: inline-block; padding: 1px 9px; border-radius: 999px; font-size: 12.5px;
+  font-weight: 600; white-space: nowrap; }
+.kpi-report .note, .kpi-report .evidence { color: #5b6673; }
+.kpi-report .evidence { font-size: 12px; }
+.kpi-report .sev-high { color: #b42318; font-weight: 600; } .kpi-report .sev-medium { color: #b54708; font-weight: 600; }
+.kpi-report ol.key-findings li { margin: 6px 0; }
+.kpi-report .tiles { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
+.kpi-report .tile { flex: 1 1 130px; border: 1px solid #d9dee5; border-radius: 8px; padding: 8px 12px; }
+.kpi-report .tile .num { font-size: 24px; font-weight: 700; }
+.kpi-report .metric-page { margin: 0 0 18px; }
+.kpi-report .metric-page h3 { margin: 14px 0 4px; }
+"""
+
+
+def _fragment(body: str) -> str:
+    return f'<div class="kpi-report"><style>{FRAGMENT_CSS}</style>{body}</div>'
+
+
 def scorecard_html(scorecard: pd.DataFrame) -> str:
-    """The scorecard table (verdict badges, escaped text), for notebooks and the front page."""
-    return _scorecard_block(scorecard)
+    """The scorecard table (verdict badges, escaped text) as a notebook fragment."""
+    return _fragment(_scorecard_block(scorecard, heading=False))
+
+
+def recommendations_html(recs: pd.DataFrame) -> str:
+    """The prioritised actions (:func:`audit_lib.scorecard.recommendations`) as a notebook fragment."""
+    return _fragment(_recommendations_block(recs, heading=False))
 
 
 def comparison_html(comparison: dict | None) -> str:
-    """"Since the last audit" block of a :func:`audit_lib.scorecard.compare_quarters` result."""
+    """The "since the last audit" block of :func:`audit_lib.scorecard.compare_quarters`, as a fragment."""
     if not comparison:
-        return ('<section id="changes"><p class="note">No previous audit is set (<code>previous:</code> in the '
-                'params file), so there is nothing to compare with yet.</p></section>')
-    return _comparison_block(comparison)
+        return _fragment('<p class="note">No previous audit is set (<code>previous:</code> in the params file), '
+                         'so there is nothing to compare with yet.</p>')
+    return _fragment(_comparison_block(comparison, heading=False))
 
 
 def summary_html(summary: pd.DataFrame) -> str:
     """The executive summary (:func:`audit_lib.scorecard.executive_summary`) as a numbered list."""
     if not len(summary):
-        return '<p>No lens raised a flagged finding.</p>'
+        return _fragment("<p>No lens raised a flagged finding.</p>")
     items = "".join(
         f"<li><strong>{esc(r['metric'])}</strong> — {esc(r['finding'])}"
         + (f' <span class="note">({esc(r["where"])})</span>' if r["where"] else "")
         + f' <span class="evidence">[{esc(r["lens"])}]</span></li>' for r in summary.to_dict("records"))
-    return f'<ol class="key-findings">{items}</ol>'
+    return _fragment(f'<ol class="key-findings">{items}</ol>')
+
+
+def table_html(df: pd.DataFrame) -> str:
+    """Any small DataFrame as an escaped, left-aligned table fragment (full text, no truncation)."""
+    return _fragment(_table(df, [(c, str(c)) for c in df.columns]))
 
 
 def metric_pages_html(pages: pd.DataFrame) -> str:
-    """One card per metric (why / behaviour / perception / linkage / verdict), all text escaped."""
+    """One block per metric (why / behaviour / perception / linkage / verdict), all text escaped."""
     cards = []
     for metric_id, grp in pages.groupby("metric_id", sort=True):
         first = grp.iloc[0]
@@ -465,7 +509,7 @@ def metric_pages_html(pages: pd.DataFrame) -> str:
         cards.append(f'<section class="metric-page"><h3>{esc(first["name"])} <span class="note">'
                      f'({esc(metric_id)})</span> {_badge(str(first["verdict"]))}</h3>'
                      f"<table><tbody>{rows}</tbody></table></section>")
-    return "".join(cards)
+    return _fragment("".join(cards))
 
 
 # ----------------------------------------------------------------------------- workbook

@@ -265,6 +265,9 @@ def hostile_demo_report(tmp_path_factory):
     from audit_lib import demo, report
     base = tmp_path_factory.mktemp("hostile_demo")
     params = demo.generate(base, contacts=20_000)
+    text = params.read_text(encoding="utf-8")
+    text = re.sub(r"^client:.*$", 'client: "<img src=x onerror=alert(1)> Utilities"', text, count=1, flags=re.M)
+    params.write_text(text, encoding="utf-8")
     reg_path = base / "register.csv"
     reg = pd.read_csv(reg_path, dtype=str, keep_default_na=False)
     for i, col in enumerate(c for c in ("name", "purpose", "owner", "definition", "audience") if c in reg):

@@ -141,3 +141,22 @@ def test_findings_xlsx_is_formatted_and_inert(tmp_path):
     assert [c.value for c in sheet[1]] == list(sc.SCORECARD_COLUMNS)
     assert sheet.column_dimensions["A"].width >= len("metric_id")
     assert wb["recommendations"]["A2"].value == 1
+
+
+@pytest.mark.parametrize("hostile", XSS)
+def test_notebook_fragments_escape_client_text(hostile):
+    """The scorecard notebook shows these fragments as HTML outputs: they must escape too."""
+    meta, sections, allf, card, recs, comparison = _hostile_inputs(hostile)
+    register = pd.DataFrame({"metric_id": ["AHT", "M2"], "name": [hostile, hostile], "purpose": [hostile, hostile]})
+    pages = sc.metric_pages(allf, card, register)
+    summary = sc.executive_summary(allf, card)
+    fragments = [site.scorecard_html(card), site.recommendations_html(recs), site.comparison_html(comparison),
+                 site.comparison_html(None), site.summary_html(summary), site.metric_pages_html(pages),
+                 site.table_html(sc.lens_status_table({"register": hostile}))]
+    for fragment in fragments:
+        parsed = _parse(fragment)
+        assert set(parsed.tags) <= ALLOWED_TAGS | {"code"}, set(parsed.tags) - ALLOWED_TAGS
+        assert parsed.tags.count("style") == 1 and "".join(parsed.styles) == site.FRAGMENT_CSS
+        assert not [a for a in parsed.attrs if a[1].lower().startswith("on")]
+    assert hostile in "".join(_parse(site.metric_pages_html(pages)).text)
+    assert hostile in "".join(_parse(site.summary_html(summary)).text)
