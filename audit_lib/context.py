@@ -15,8 +15,9 @@ Run folders
 Notebook name
     ``audit.save_findings(df)`` writes ``<run_dir>/findings/<notebook stem>.json``. The stem is,
     in order: ``save_findings(df, name=...)``, ``open_audit(..., name=...)``, the
-    ``KPI_AUDIT_NOTEBOOK`` environment variable the runner sets for each kernel, or the
-    notebook path Jupyter gives its kernel (``__session__`` / ``JPY_SESSION_NAME``).
+    ``KPI_AUDIT_NOTEBOOK`` environment variable the runner sets for each kernel, the
+    notebook path Jupyter gives its kernel (``__session__`` / ``JPY_SESSION_NAME``), and
+    finally the findings' lens names (e.g. ``overview.json`` under nbval).
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+_SMALL_DIR = "inputs"
+_SMALL = ("register", "survey", "outcomes")
 VALIDATION_FILE = "validation.json"
 NOTEBOOK_ENV = "KPI_AUDIT_NOTEBOOK"
 _INPUTS = ("register", "contacts", "survey", "outcomes")
@@ -132,12 +135,32 @@ def ensure_prepared(params, run_dir: str | Path, report=None, contacts=None) -> 
     if report is None:
         report = validate_inputs(params)
     run_dir.mkdir(parents=True, exist_ok=True)
+    tables = getattr(report, "tables", None) or {}
+    tables = tables if isinstance(tables, dict) else {}
     if contacts is None:
-        tables = getattr(report, "tables", None) or {}
-        contacts = tables.get("contacts") if isinstance(tables, dict) else None
-    prep.prepare(params, run_dir, contacts=contacts)
+        contacts = tables.get("contacts")
+    _write_small_inputs(run_dir, tables)
     _write_validation(run_dir, report)
+    prep.prepare(params, run_dir, contacts=contacts, register=tables.get("register"))
     return run_dir
+
+
+def _write_small_inputs(run_dir: Path, tables: dict) -> None:
+    """Keep the validated register, survey and outcomes next to the prepared tables.
+
+    Notebooks then read them back instantly instead of re-parsing (and re-validating) the
+    exports in every kernel. Pickle keeps the exact pandas dtypes; the folder is private to
+    the run (never published).
+    """
+    folder = run_dir / _SMALL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in _SMALL:
+        df = tables.get(name)
+        path = folder / f"{name}.pkl"
+        if name in tables:
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            pd.to_pickle(df, tmp)
+            os.replace(tmp, path)
 
 
 def _write_validation(run_dir: Path, report) -> None:
@@ -189,20 +212,26 @@ class Audit:
         return f"Audit(client={getattr(self.params, 'client', '')!r}, run_dir={str(self.run_dir)!r})"
 
     # ------------------------------------------------------------------ small inputs
+    def _small(self, name: str):
+        path = self.run_dir / _SMALL_DIR / f"{name}.pkl"
+        if path.exists():
+            return pd.read_pickle(path)
+        from . import io  # a run folder prepared without them: load (and validate) the export
+        if name != "register" and name not in input_files(self.params):
+            return None
+        return getattr(io, f"load_{name}")(self.params)
+
     @cached_property
     def register(self) -> pd.DataFrame:
-        from . import io
-        return io.load_register(self.params)
+        return self._small("register")
 
     @cached_property
     def survey(self) -> pd.DataFrame | None:
-        from . import io
-        return io.load_survey(self.params) if "survey" in input_files(self.params) else None
+        return self._small("survey")
 
     @cached_property
     def outcomes(self) -> pd.DataFrame | None:
-        from . import io
-        return io.load_outcomes(self.params) if "outcomes" in input_files(self.params) else None
+        return self._small("outcomes")
 
     @cached_property
     def kpis(self):
@@ -273,15 +302,20 @@ class Audit:
         running outside Jupyter and the runner.
         """
         from . import findings
+        from .columns import Finding as F
         stem = Path(name).stem if name else (self.name or notebook_name())
         if not stem:
-            raise RunError("cannot tell which notebook is saving findings; call "
+            # outside Jupyter and the runner (e.g. under nbval): one file per lens is still unique
+            lenses = sorted(set(df[F.LENS])) if F.LENS in df and len(df) else []
+            stem = "-".join(lenses)
+        if not stem:
+            raise RunError("cannot tell which notebook is saving these (empty) findings; call "
                            "audit.save_findings(df, name='NN_name') or open_audit(..., name='NN_name')")
         return findings.write_json(df, self.run_dir / "findings" / f"{stem}.json")
 
 
 def _ensure_inputs(params_path: Path) -> None:
-    """Generate the bundled demo inputs when they (or the demo params file) are missing."""
+    """Generate a demo params file's inputs when they are missing (other params files: no-op)."""
     try:
         from . import demo
     except ImportError:
@@ -310,11 +344,10 @@ def open_audit(params_path: str | os.PathLike, run_dir: str | os.PathLike = "", 
     if not str(params_path):
         raise ParamsError("params_path is empty; pass the audit's params file, e.g. ../params/demo.yaml")
     params_path = Path(params_path)
-    if not params_path.exists():
+    if params_path.is_file():
+        # before load_params: it checks that the input files exist
         _ensure_inputs(params_path)
     params = load_params(params_path)
-    if any(not p.exists() for p in input_files(params).values()):
-        _ensure_inputs(params_path)
     if run_dir and str(run_dir).strip():
         target = Path(run_dir)
         ensure_prepared(params, target)

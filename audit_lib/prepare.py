@@ -248,8 +248,8 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                 f"min({C.STARTED_AT}) FILTER (WHERE {cond}), max({C.STARTED_AT}) FILTER (WHERE {cond}), "
                 f"count(DISTINCT {D.WEEK}) FILTER (WHERE {cond}), count(DISTINCT {C.AGENT_ID}) FILTER (WHERE {cond}), "
                 f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM {_ENRICHED}").fetchone()
-            channels = [r[0] for r in con.execute(
-                f"SELECT {C.CHANNEL}, count(*) FROM __in_period GROUP BY 1 ORDER BY 1").fetchall()]
+            channels = {str(r[0]): int(r[1]) for r in con.execute(
+                f"SELECT {C.CHANNEL}, count(*) FROM __in_period GROUP BY 1 ORDER BY 1").fetchall()}
             queries = _queries(columns, kpis, th, targets)
             con.execute(f"CREATE TEMP TABLE __agent_team AS {queries.pop('__agent_team')}")
             paths = {}

@@ -1,0 +1,696 @@
+"""``kpi-audit run``: validate, prepare, execute every notebook, publish one report folder.
+
+Steps (each prints one progress line unless ``quiet``)::
+
+    validate  → the inputs, once (InputDataError: nothing is written)
+    prepare   → compact Parquet tables in a private work folder
+    notebooks → notebooks/NN_*.ipynb with papermill (two at a time; the scorecard last,
+                since it reads the other notebooks' findings), each rendered to HTML
+    index     → index.html, findings.json, findings.xlsx, run.json
+    publish   → rename into reports/<slug>/<period>/
+
+Atomic publication
+    Everything is written below a hidden temporary folder in the client folder
+    (``reports/<slug>/.run-<period>-<pid>-<token>/``: ``report/`` becomes the period folder,
+    ``work/`` holds prepared tables, per-notebook findings and kernel logs and is deleted).
+    The finished ``report/`` is renamed into place; a previous report is moved aside and
+    deleted only after the new one is in place (rename-swap). SIGINT/SIGTERM stop the kernels
+    and delete the temporary folder; a folder left by SIGKILL is hidden and the next run of
+    that client removes it once its process is gone.
+
+Failure
+    A failing notebook stops the run with :class:`~audit_lib.errors.RunError` naming the
+    notebook, the cell (number in the notebook as saved, and its first line) and the error.
+    The failed notebook is rendered into ``reports/<slug>/<period>.failed-<timestamp>/`` and
+    the previous report stays byte-for-byte as it was.
+
+Privacy
+    Prepared tables (raw agent ids) never enter the report folder. The pseudonym key and the
+    agent ↔ pseudonym map live in ``reports/<slug>/.restricted/``.
+
+Kernels
+    Every kernel runs this interpreter (``sys.executable``) over IPC sockets (no TCP port,
+    hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in the work folder,
+    so the console shows only the runner's progress lines.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html as html_mod
+import json
+import logging
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import AuditError, ParamsError, RunError
+
+__all__ = ["run", "NOTEBOOK_PATTERN", "notebooks_in", "execution_plan", "strip_external", "cleanup_stale",
+           "notebook_to_html", "DEFAULT_NOTEBOOKS", "TEMP_PREFIX"]
+
+NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
+DEFAULT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TEMP_PREFIX = ".run-"
+_SLUG_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PERIOD_OK = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
+_VERSIONED = ("pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "pyarrow", "duckdb", "pandera",
+              "pydantic", "pyyaml", "openpyxl", "papermill", "nbformat", "nbconvert", "nbclient", "ipykernel",
+              "jupyter_client")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def notebooks_in(folder: str | Path) -> list[Path]:
+    """The report's notebooks: ``NN_name.ipynb`` files of ``folder`` in name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunError(f"notebook folder {folder} does not exist")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and NOTEBOOK_PATTERN.match(p.name))
+    if not found:
+        raise RunError(f"no notebooks named NN_name.ipynb in {folder}")
+    return found
+
+
+def execution_plan(notebooks: list[Path]) -> list[list[Path]]:
+    """Stages to run in order: every notebook but the scorecard first, then the scorecard.
+
+    The scorecard reads the other notebooks' findings, so it must wait for all of them.
+    """
+    last = [p for p in notebooks if "scorecard" in p.stem]
+    first = [p for p in notebooks if p not in last]
+    return [stage for stage in (first, last) if stage]
+
+
+_EXTERNAL_TAG = re.compile(
+    r"<script\b[^>]*\bsrc\s*=[^>]*>.*?</script\s*>"      # <script src=...></script>
+    r"|<script\b[^>]*\bsrc\s*=[^>]*/>"                   # <script src=... />
+    r"|<link\b[^>]*\bhref\s*=[^>]*>",                    # <link href=...>
+    flags=re.IGNORECASE | re.DOTALL)
+
+_CSP = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; img-src data:; script-src 'unsafe-inline'; font-src data:; "
+        "base-uri 'none'; form-action 'none'\">")
+
+
+def strip_external(page: str) -> str:
+    """Remove every ``<script src=…>`` and ``<link href=…>`` tag (CDN MathJax, require.js, fonts).
+
+    A content-security policy that forbids any network load is added to ``<head>``, so the
+    page opens offline and makes no request even if a notebook output named a URL.
+    """
+    page = _EXTERNAL_TAG.sub("", page)
+    return re.sub(r"<head([^>]*)>", lambda m: f"<head{m.group(1)}>{_CSP}", page, count=1, flags=re.IGNORECASE)
+
+
+_export_lock = threading.Lock()
+
+
+def notebook_to_html(nb, title: str = "", back_href: str = "index.html") -> str:
+    """Render an executed notebook to self-contained HTML: code hidden, figures embedded, no CDN."""
+    from nbconvert import HTMLExporter
+    with _export_lock:  # the exporter's template environment is not meant to be shared across threads
+        exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                                exclude_output_prompt=True, embed_images=True)
+        exporter.log.setLevel(logging.ERROR)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or "report"}})
+    if back_href:
+        link = (f'<p style="margin:1rem 2rem;font-family:sans-serif"><a href="{html_mod.escape(back_href)}">'
+                "&larr; Back to the report summary</a></p>")
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + link, body, count=1)
+    return strip_external(body)
+
+
+def _title_and_summary(nb) -> tuple[str, str]:
+    """Title (first markdown heading) and a one-paragraph summary of a notebook, as plain text."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = [ln.strip() for ln in cell.source.splitlines()]
+        title = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
+        paras = [p.strip() for p in re.split(r"\n\s*\n", cell.source) if p.strip() and not p.strip().startswith("#")]
+        summary = re.sub(r"[*_`]", "", paras[0]).replace("\n", " ") if paras else ""
+        return title, summary
+    return "", ""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale(client_dir: str | Path) -> list[Path]:
+    """Remove temporary run folders left by killed runs (their process no longer exists)."""
+    client_dir = Path(client_dir)
+    removed = []
+    if not client_dir.is_dir():
+        return removed
+    for p in client_dir.iterdir():
+        if not p.is_dir() or not (p.name.startswith(TEMP_PREFIX) or p.name.startswith(".old-")):
+            continue
+        m = re.search(r"-(\d+)-[0-9a-f]{8}$", p.name)
+        if m and int(m.group(1)) != os.getpid() and _pid_alive(int(m.group(1))):
+            continue  # another run of this client is in progress
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _rmtree(path: Path) -> None:
+    for _ in range(5):  # a finishing writer thread may add a file while we delete
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.2)
+
+
+def _git_revision() -> dict:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return {}
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    from . import __version__
+    out = {"python": platform.python_version(), "audit_lib": __version__}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _params_dict(params) -> dict:
+    if hasattr(params, "model_dump"):
+        try:
+            return json.loads(json.dumps(params.model_dump(mode="json"), default=str))
+        except (TypeError, ValueError):
+            pass
+    return {"source": str(getattr(params, "source", ""))}
+
+
+# ----------------------------------------------------------------------------- kernels
+
+class _Kernels:
+    """Live kernel managers, so an interrupt can stop them at once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._kms: list = []
+        self.stopping = threading.Event()
+
+    def add(self, km) -> None:
+        with self._lock:
+            self._kms.append(km)
+
+    def remove(self, km) -> None:
+        with self._lock:
+            if km in self._kms:
+                self._kms.remove(km)
+
+    def kill_all(self) -> None:
+        self.stopping.set()
+        with self._lock:
+            kms = list(self._kms)
+        for km in kms:
+            pid = getattr(getattr(km, "provisioner", None), "pid", None)
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _engine_classes():
+    """A papermill engine that starts each kernel with this interpreter, IPC transport, an env and a log."""
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine
+    from papermill.utils import merge_kwargs, remove_args
+
+    class ThisPythonSpecs(KernelSpecManager):
+        """Every kernel name resolves to this interpreter, whatever kernelspecs the machine has."""
+
+        def get_kernel_spec(self, kernel_name, *args, **kwargs):
+            return KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            kw.setdefault("kernel_spec_manager", ThisPythonSpecs())
+            super().__init__(**kw)
+            self.transport = "ipc"  # local sockets: no TCP port, nothing to eavesdrop on
+
+    class AuditEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None,
+                                     kernel_env=None, kernel_log=None, registry=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            km = IpcKernelManager(kernel_name=kernel_name or "python3")
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log_output=False, km=km)
+            client = PapermillNotebookClient(nb_man, **final)
+            client.log.setLevel(logging.ERROR)
+            launch = {"env": {**os.environ, **(kernel_env or {})}}
+            if kernel_log is not None:
+                launch["stdout"] = kernel_log
+                launch["stderr"] = kernel_log
+            if registry is not None:
+                registry.add(km)
+            try:
+                return client.execute(**launch)
+            finally:
+                if registry is not None:
+                    registry.remove(km)
+
+    return AuditEngine
+
+
+_ENGINE = "kpi-audit"
+_engine_lock = threading.Lock()
+
+
+def _register_engine() -> None:
+    from papermill.engines import papermill_engines
+    with _engine_lock:
+        if _ENGINE not in getattr(papermill_engines, "_engines", {}):
+            papermill_engines.register(_ENGINE, _engine_classes())
+
+
+# ----------------------------------------------------------------------------- one notebook
+
+@dataclass
+class _Result:
+    path: Path
+    seconds: float = 0.0
+    error: BaseException | None = None
+    html: Path | None = None
+    executed: Path | None = None
+    title: str = ""
+    summary: str = ""
+
+
+def _cell_number(nb, index: int) -> tuple[int, str]:
+    """1-based cell number in the notebook as saved (injected/marker cells not counted), first line."""
+    n = 0
+    for i, cell in enumerate(nb.cells[: index + 1]):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        n += 1
+    src = nb.cells[index].source if index < len(nb.cells) else ""
+    first = next((ln.strip() for ln in src.splitlines() if ln.strip()), "")
+    return n, first
+
+
+def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, registry: _Kernels) -> None:
+    import papermill as pm
+    _register_engine()
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {"KPI_AUDIT_NOTEBOOK": nb_path.stem, "JPY_SESSION_NAME": str(nb_path),
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    with open(logs / f"{nb_path.stem}.kernel.log", "w", encoding="utf-8") as log:
+        pm.execute_notebook(
+            str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
+            engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
+            kernel_env=env, kernel_log=log, registry=registry)
+
+
+def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, registry: _Kernels) -> _Result:
+    import nbformat
+    res = _Result(nb_path)
+    t0 = time.perf_counter()
+    executed = work / "executed" / nb_path.name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _execute(nb_path, executed, params_path, work, registry)
+    except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+        res.error = exc
+    res.seconds = time.perf_counter() - t0
+    if registry.stopping.is_set():
+        return res
+    res.executed = executed if executed.exists() else None
+    if res.error is None and res.executed is not None:
+        nb = nbformat.read(executed, as_version=4)
+        res.title, res.summary = _title_and_summary(nb)
+        res.html = report_dir / f"{nb_path.stem}.html"
+        res.html.write_text(notebook_to_html(nb, res.title or nb_path.stem), encoding="utf-8")
+        shutil.copyfile(executed, report_dir / nb_path.name)
+    return res
+
+
+def _error_message(res: _Result) -> str:
+    import nbformat
+    exc = res.error
+    name = res.path.name
+    cell_index = getattr(exc, "cell_index", None)
+    if cell_index is not None and res.executed is not None:
+        try:
+            nb = nbformat.read(res.executed, as_version=4)
+            # papermill inserted an error banner at 0 and an anchor before the failing cell
+            src_nb = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+            target = next((i for i, c in enumerate(src_nb) if c.source == getattr(exc, "source", None)), None)
+            if target is not None:
+                nb.cells = src_nb
+                number, first = _cell_number(nb, target)
+                ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+                return f"notebook {name} failed in cell {number} (`{first}`): {ename}: {evalue}"
+        except Exception:  # noqa: BLE001 - fall back to the plain message
+            pass
+    if hasattr(exc, "ename"):
+        first = next((ln.strip() for ln in (getattr(exc, "source", "") or "").splitlines() if ln.strip()), "")
+        return f"notebook {name} failed in cell `{first}`: {exc.ename}: {exc.evalue}"
+    return f"notebook {name} could not be executed: {type(exc).__name__}: {exc}"
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclass
+class _Progress:
+    quiet: bool
+    lines: list = field(default_factory=list)
+
+    def __call__(self, text: str) -> None:
+        self.lines.append(text)
+        if not self.quiet:
+            print(text, flush=True)
+
+
+class _Interrupted(BaseException):
+    """Raised in the main thread by SIGTERM (SIGINT raises KeyboardInterrupt)."""
+
+
+@contextlib.contextmanager
+def _signals():
+    """Turn SIGTERM into an exception in the main thread so cleanup runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        raise _Interrupted(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _check_target(params) -> tuple[Path, Path]:
+    """``(client_dir, report_dir)``, refusing a slug or period that would leave the output folder."""
+    report_dir = Path(params.report_dir)
+    client_dir = report_dir.parent
+    output_root = client_dir.parent
+    slug, period = client_dir.name, report_dir.name
+    if not _SLUG_OK.match(slug) or slug in (".", "..") or not _PERIOD_OK.match(period):
+        raise ParamsError(f"the report folder {report_dir} is not <output_dir>/<slug>/<period> with a safe slug "
+                          f"({slug!r}) and period ({period!r}); check `client` and `period` in {params.source}")
+    try:
+        report_dir.resolve().relative_to(output_root.resolve())
+    except ValueError:
+        raise ParamsError(f"the report folder {report_dir} lies outside the output folder {output_root}; "
+                          f"check `client` and `output_dir` in {params.source}") from None
+    return client_dir, report_dir
+
+
+def _run_stages(stages, report_dir, params_path, work, registry, parallel, progress) -> list[_Result]:
+    """Execute the stages; inside a stage up to two notebooks at once. Stop at the first failure."""
+    results: list[_Result] = []
+    width = 2 if parallel else 1
+    for stage in stages:
+        pending = list(stage)
+        running: dict[Path, threading.Thread] = {}
+        done: dict[Path, _Result] = {}
+        lock = threading.Lock()
+        finished = threading.Event()
+
+        def worker(p: Path):
+            r = _run_one(p, report_dir, params_path, work, registry)
+            with lock:
+                done[p] = r
+            finished.set()
+
+        failed = False
+        while pending or running:
+            while pending and len(running) < width and not failed:
+                p = pending.pop(0)
+                t = threading.Thread(target=worker, args=(p,), name=f"nb-{p.stem}", daemon=True)
+                running[p] = t
+                t.start()
+            if not running:
+                break
+            finished.wait(0.2)
+            finished.clear()
+            with lock:
+                for p in [p for p in running if p in done]:
+                    running.pop(p)
+                    r = done[p]
+                    results.append(r)
+                    if r.error is None:
+                        progress(f"  ✓ {p.stem:<22} {r.seconds:6.1f} s")
+                    else:
+                        progress(f"  ✗ {p.stem:<22} {r.seconds:6.1f} s")
+                        failed = True
+        if failed:
+            break
+    return results
+
+
+def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = False,
+        notebooks_dir: str | os.PathLike | None = None) -> Path:
+    """Run the whole audit and publish ``reports/<slug>/<period>/``; return that folder.
+
+    Parameters
+    ----------
+    params_path : the audit's params file.
+    parallel : run up to two independent notebooks at once.
+    quiet : print nothing (errors are still raised).
+    notebooks_dir : folder of ``NN_name.ipynb`` notebooks (default: the project's ``notebooks/``).
+
+    Raises
+    ------
+    ParamsError, InputDataError
+        Invalid params or inputs (nothing is written).
+    RunError
+        A notebook or step failed; the previous report is untouched and the failing notebook
+        is rendered into ``<period>.failed-<timestamp>/``.
+    """
+    from . import context, findings as fnd, privacy
+    from .params import load_params
+
+    progress = _Progress(quiet)
+    t_start = time.perf_counter()
+    started_at = dt.datetime.now(dt.timezone.utc)
+    timings: dict = {}
+    params_path = Path(params_path).resolve()
+    nb_dir = Path(notebooks_dir).resolve() if notebooks_dir else DEFAULT_NOTEBOOKS
+    notebooks = notebooks_in(nb_dir)
+
+    if params_path.is_file():
+        context._ensure_inputs(params_path)  # a demo params file regenerates missing inputs
+    params = load_params(params_path)
+    client_dir, report_dir = _check_target(params)
+    progress(f"Audit {getattr(params, 'client', '')} · {report_dir.name} → {report_dir}")
+
+    t = time.perf_counter()
+    validation = context.validate_inputs(params)
+    timings["validate"] = round(time.perf_counter() - t, 3)
+    n_warn = len(getattr(validation, "warnings", []) or [])
+    progress(f"[1/5] validate   {timings['validate']:6.1f} s  inputs valid"
+             + (f" ({n_warn} warning{'s' if n_warn != 1 else ''})" if n_warn else ""))
+
+    client_dir.mkdir(parents=True, exist_ok=True)
+    cleanup_stale(client_dir)
+    tmp = client_dir / f"{TEMP_PREFIX}{report_dir.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    out, work = tmp / "report", tmp / "work"
+    registry = _Kernels()
+    published = False
+    try:
+        with _signals(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in ("papermill", "nbclient", "traitlets", "nbconvert"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+            out.mkdir(parents=True)
+            work.mkdir()
+
+            t = time.perf_counter()
+            context.ensure_prepared(params, work, report=validation)
+            timings["prepare"] = round(time.perf_counter() - t, 3)
+            manifest = json.loads((work / "prepared" / context.MANIFEST).read_text(encoding="utf-8"))
+            progress(f"[2/5] prepare    {timings['prepare']:6.1f} s  {manifest.get('contacts', 0):,} contacts → "
+                     f"{len(manifest.get('tables', {}))} tables")
+            del validation  # the loaded contacts are no longer needed; free them before the kernels start
+
+            t = time.perf_counter()
+            progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
+            results = _run_stages(execution_plan(notebooks), out, params_path, work, registry, parallel, progress)
+            timings["notebooks"] = round(time.perf_counter() - t, 3)
+            timings["per_notebook"] = {r.path.stem: round(r.seconds, 3) for r in results}
+            failures = [r for r in results if r.error is not None]
+            if failures:
+                raise RunError(_failure(failures[0], client_dir, report_dir.name, progress))
+
+            t = time.perf_counter()
+            sections = [{"title": r.title or r.path.stem, "href": r.html.name, "summary": r.summary}
+                        for r in sorted(results, key=lambda r: r.path.name)]
+            frames = [fnd.read_json(p) for p in sorted((work / "findings").glob("*.json"))]
+            all_findings = fnd.concat(frames)
+            fnd.write_json(all_findings, out / "findings.json")
+            provenance = _provenance(params, started_at, timings, parallel, nb_dir)
+            comparison = _comparison(params, all_findings, report_dir.name, progress)
+            _write_index(out, params, sections, all_findings, provenance, comparison)
+            _write_xlsx(out, all_findings)
+            if getattr(getattr(params, "privacy", None), "pseudonymise_agents", True):
+                agents = pd.read_parquet(work / "prepared" / "agent_signatures.parquet", columns=["agent_id"])
+                key = privacy.load_or_create_key(privacy.restricted_dir(client_dir))
+                privacy.write_mapping(agents["agent_id"], key,
+                                      privacy.restricted_dir(client_dir) / f"{report_dir.name}-agents.csv")
+            timings["index"] = round(time.perf_counter() - t, 3)
+            timings["total"] = round(time.perf_counter() - t_start, 3)
+            provenance["timings"] = timings
+            (out / "run.json").write_text(json.dumps(provenance, indent=1, sort_keys=True, ensure_ascii=False,
+                                                     default=str) + "\n", encoding="utf-8")
+            progress(f"[4/5] index      {timings['index']:6.1f} s  {len(all_findings)} findings, "
+                     f"{int(all_findings['severity'].isin(fnd.FLAGGED).sum())} flagged")
+            _publish(out, report_dir)
+            published = True
+            progress(f"[5/5] published  {time.perf_counter() - t_start:6.1f} s  {report_dir / 'index.html'}")
+    except (KeyboardInterrupt, _Interrupted):
+        registry.kill_all()
+        raise KeyboardInterrupt("interrupted: nothing was published") from None
+    except AuditError:
+        registry.kill_all()
+        raise
+    except Exception as exc:
+        registry.kill_all()
+        raise RunError(f"the audit run failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        _rmtree(tmp)
+    if not published:  # pragma: no cover - every path above either publishes or raises
+        raise RunError(f"the run ended without publishing {report_dir}")
+    return report_dir
+
+
+def _failure(res: _Result, client_dir: Path, period: str, progress) -> str:
+    """Render the failed notebook into ``<period>.failed-<timestamp>/`` and build the message."""
+    import nbformat
+    message = _error_message(res)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    failed_dir = client_dir / f"{period}.failed-{stamp}"
+    staging = client_dir / f"{TEMP_PREFIX}failed-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir(parents=True)
+    try:
+        if res.executed is not None and res.executed.exists():
+            nb = nbformat.read(res.executed, as_version=4)
+            (staging / f"{res.path.stem}.html").write_text(notebook_to_html(nb, res.path.stem, back_href=""),
+                                                           encoding="utf-8")
+            shutil.copyfile(res.executed, staging / res.path.name)
+        (staging / "error.txt").write_text(message + "\n", encoding="utf-8")
+        os.rename(staging, failed_dir)
+    finally:
+        _rmtree(staging)
+    progress(f"Run failed: {message}")
+    progress(f"The failing notebook is rendered in {failed_dir}; the previous report is unchanged.")
+    return f"{message}. Rendered for diagnosis in {failed_dir}; the previous report was not changed."
+
+
+def _provenance(params, started_at, timings, parallel, nb_dir: Path) -> dict:
+    from . import context
+    inputs = {}
+    for name, path in sorted(context.input_files(params).items()):
+        inputs[name] = {"path": str(path), "sha256": context.sha256_file(path), "bytes": path.stat().st_size}
+    return {
+        "client": getattr(params, "client", ""), "period": str(getattr(params, "period", "")),
+        "params_file": {"path": str(params.source), "sha256": context.sha256_file(params.source)},
+        "params": _params_dict(params), "inputs": inputs, "versions": _versions(), "git": _git_revision(),
+        "notebooks": str(nb_dir), "parallel": parallel, "started_at": started_at.isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _comparison(params, all_findings, period, progress) -> dict | None:
+    previous = getattr(params, "previous", None)
+    if not previous:
+        return None
+    try:
+        from .scorecard import compare_with_previous
+    except ImportError:
+        return None
+    return compare_with_previous(all_findings, previous, current_period=period)
+
+
+def _write_index(out: Path, params, sections, all_findings, provenance, comparison) -> None:
+    meta = {"client": getattr(params, "client", ""), "period": str(getattr(params, "period", "")),
+            "generated_at": provenance["generated_at"],
+            "provenance": {"params file": provenance["params_file"]["path"],
+                           **{f"{k} sha256": v["sha256"] for k, v in provenance["inputs"].items()},
+                           "audit_lib": provenance["versions"].get("audit_lib", ""),
+                           "git revision": provenance["git"].get("revision", "not available")}}
+    try:
+        from . import site
+    except ImportError:
+        site = None
+    if site is not None and hasattr(site, "render_index"):
+        page = site.render_index(meta, sections, all_findings, comparison=comparison)
+    else:  # plain escaped fallback
+        esc = html_mod.escape
+        items = "".join(f'<li><a href="{esc(s["href"])}">{esc(s["title"])}</a></li>' for s in sections)
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(meta['client'])}</title></head>"
+                f"<body><h1>{esc(meta['client'])} — {esc(meta['period'])}</h1><ul>{items}</ul>"
+                f"<p>{len(all_findings)} findings (findings.json)</p></body></html>\n")
+    (out / "index.html").write_text(page, encoding="utf-8")
+
+
+def _write_xlsx(out: Path, all_findings) -> None:
+    try:
+        from . import site
+    except ImportError:
+        return
+    if hasattr(site, "write_findings_xlsx"):
+        site.write_findings_xlsx(all_findings, None, None, out / "findings.xlsx")
+
+
+def _publish(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``; an existing report is swapped out by rename, then deleted."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}-{secrets.token_hex(4)}")
+        os.rename(final, old)
+    try:
+        os.rename(new, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        _rmtree(old)
