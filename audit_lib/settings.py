@@ -74,5 +74,8 @@ class LinkageSettings(Strict):
 
 class ScorecardSettings(Strict):
     """Scorecard settings: overrides of the verdict rule table (see audit_lib.scorecard)."""
-    rules: dict[str, str] = Field(default_factory=dict,
-                                  description="check name -> verdict it triggers (keep/counterbalance/rework/retire).")
+    rules: dict[str, Literal["keep", "counterbalance", "rework", "retire"]] = Field(
+        default_factory=dict,
+        description="check name (or linkage_class:<label>) -> verdict a flagged finding of it triggers; "
+                    "overrides audit_lib.scorecard.DEFAULT_RULES.")
+    summary_findings: int = Field(5, ge=1, le=20, description="How many findings the executive summary lists.")
