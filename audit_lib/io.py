@@ -1190,8 +1190,8 @@ def _likert(arr: pa.Array, labels: dict, canonical: str, col: _Collector, rows_o
         unknown = pc.and_(pc.is_valid(text), pc.is_null(values))
     else:
         unknown = pa.array(np.zeros(len(arr), bool))
-    fraction = pc.and_(pc.is_valid(values), pc.not_equal(pc.floor(values), values))
-    unknown = pc.or_(unknown, fraction)
+    fraction = pc.fill_null(pc.not_equal(pc.floor(values), values), False)
+    unknown = pc.or_(pc.fill_null(unknown, False), fraction)
     col.accumulate(canonical, "invalid_answer", unknown, arr, rows_of,
                    "{n:,} answer(s) are neither a whole number 1..5 nor a known label, e.g. {examples}",
                    "correct them, or add the label to perception.labels in the params file (labels are "

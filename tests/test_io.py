@@ -1,0 +1,477 @@
+"""Loading and lazy validation of client exports: each malformed input is reported with its
+file, its column (client and canonical name) and the row as numbered in the client's file."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from audit_lib import io, params as P, schemas
+from audit_lib.errors import InputDataError
+from fixtures.io_client import csv_bytes, rows, write_client
+
+
+def report_for(path) -> io.ValidationReport:
+    return io.validate(P.load_params(path))
+
+
+def only(report, reason, *, warning=False) -> io.Problem:
+    found = [p for p in (report.warnings if warning else report.errors) if p.reason == reason]
+    assert len(found) == 1, report.format()
+    return found[0]
+
+
+# =========================================================================== happy paths
+
+def test_base_client_is_valid_with_canonical_types(tmp_path):
+    report = report_for(write_client(tmp_path))
+    assert report.ok, report.format()
+    contacts = report.tables["contacts"]
+    assert isinstance(contacts, pa.Table) and contacts.num_rows == 8
+    assert contacts.schema.field("started_at").type == pa.timestamp("us")
+    assert contacts.schema.field("handle_seconds").type == pa.float64()
+    assert contacts.schema.field("transferred").type == pa.bool_()
+    assert contacts.schema.field("contact_id").type == pa.string()
+    # channel lower-cased whatever the export's spelling
+    assert set(contacts.column("channel").to_pylist()) == {"voice", "chat", "email"}
+    register = report.tables["register"]
+    assert register["target"].tolist() == [360.0, 0.8]          # "80%" read as a share
+    survey = report.tables["survey"]
+    assert str(survey["AHT__fair"].dtype) == "Int64"
+    # labels mapped case-insensitively by perception.labels: "Agree" -> 4, "strongly disagree" -> 1
+    assert survey["AHT__fair"].tolist() == [4, 4, 1, 4]
+    assert survey["AHT__comment"].tolist() == ["fine"] * 4
+    outcomes = report.tables["outcomes"]
+    assert outcomes["churn_rate"].tolist() == [0.004, 0.005]
+    assert "Result: valid" in report.format()
+
+
+def test_loaders_return_the_same_tables(tmp_path):
+    p = P.load_params(write_client(tmp_path))
+    assert io.load_contacts(p).num_rows == 8
+    assert list(io.load_register(p)["metric_id"]) == ["AHT", "FCR"]
+    assert len(io.load_survey(p)) == 4 and len(io.load_outcomes(p)) == 2
+
+
+def test_client_column_names_mapped_and_formats_applied(tmp_path):
+    data = [{"Call ID": r["contact_id"], "Agent": r["agent_id"],
+             "Start": dt.datetime.fromisoformat(r["started_at"]).strftime("%d/%m/%Y %H:%M"),
+             "Channel": "Phone" if r["channel"] == "Voice" else r["channel"],
+             "Handle Time": f"0:{int(r['handle_seconds']) // 60:02d}:{int(r['handle_seconds']) % 60:02d}",
+             "Transferred": "oui" if r["transferred"] == "Y" else "non"} for r in rows("contacts")]
+    path = write_client(tmp_path, contacts=csv_bytes(data, delimiter=";"), params={"inputs": {"contacts": {
+        "columns": {"Call ID": "contact_id", "Agent": "agent_id", "Start": "started_at",
+                    "Handle Time": "handle_seconds"},
+        "format": {"delimiter": ";", "duration": "hms", "timestamp": "%d/%m/%Y %H:%M",
+                   "true_values": ["oui"], "false_values": ["non"]}}}})
+    report = report_for(path)
+    assert report.ok, report.format()
+    c = report.tables["contacts"]
+    assert c.column("handle_seconds").to_pylist() == [200.0 + 10 * i for i in range(8)]
+    assert c.column("started_at")[0].as_py() == dt.datetime(2026, 7, 1, 9, 0)
+    assert c.column("channel")[0].as_py() == "voice"        # "Phone" is a synonym of voice
+    assert c.column("transferred").to_pylist()[:2] == [True, False]
+
+
+def test_xlsx_happy_path_with_typed_cells(tmp_path):
+    from openpyxl import Workbook
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["contact_id", "agent_id", "started_at", "channel", "handle_seconds", "abandoned", "team"])
+    ws.append(["C1", "AG1", dt.datetime(2026, 7, 2, 10, 0), "voice", dt.time(0, 5, 12), False, "Atlas"])
+    ws.append([2, "AG2", dt.datetime(2026, 7, 3, 11, 0), "chat", dt.time(0, 1, 0), True, "Beacon"])
+    wb.save(tmp_path / "contacts.xlsx")
+    path = write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.xlsx"}}})
+    report = report_for(path)
+    assert report.ok, report.format()
+    c = report.tables["contacts"]
+    assert c.column("handle_seconds").to_pylist() == [312.0, 60.0]     # h:mm:ss cells become seconds
+    assert c.column("contact_id").to_pylist() == ["C1", "2"]          # a numeric id stays an id
+    assert c.column("abandoned").to_pylist() == [False, True]
+
+
+def test_parquet_happy_path(tmp_path):
+    df = pd.DataFrame(rows("contacts"))
+    table = pa.table({
+        "contact_id": df["contact_id"], "agent_id": df["agent_id"],
+        "started_at": pa.array(pd.to_datetime(df["started_at"]), pa.timestamp("ms")),
+        "channel": df["channel"], "handle_seconds": df["handle_seconds"].astype(int),
+        "transferred": df["transferred"].eq("Y"), "csat": df["csat"].astype(float), "team": df["team"]})
+    pq.write_table(table, tmp_path / "contacts.parquet")
+    report = report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.parquet"}}}))
+    assert report.ok, report.format()
+    c = report.tables["contacts"]
+    assert c.schema.field("started_at").type == pa.timestamp("us")
+    assert c.column("handle_seconds").type == pa.float64()
+
+
+# =========================================================================== malformed contacts
+
+def test_missing_required_column(tmp_path):
+    data = [{k: v for k, v in r.items() if k != "agent_id"} for r in rows("contacts")]
+    report = report_for(write_client(tmp_path, contacts=data))
+    p = only(report, "missing_column")
+    assert p.file.endswith("contacts.csv") and "'agent_id'" in p.column
+    assert "agent_id" in p.message and "inputs.contacts.columns" in p.fix
+    assert report.tables["contacts"] is None and not report.ok
+
+
+def test_missing_column_suggests_the_close_client_name(tmp_path):
+    data = [{("Agent ID " if k == "agent_id" else k): v for k, v in r.items()} for r in rows("contacts")]
+    report = report_for(write_client(tmp_path, contacts=data))
+    # 'Agent ID ' normalises to agent_id: accepted without a mapping
+    assert report.ok, report.format()
+    data = [{("agnt" if k == "agent_id" else k): v for k, v in r.items()} for r in rows("contacts")]
+    p = only(report_for(write_client(tmp_path, contacts=data)), "missing_column")
+    assert "'agnt'" in p.fix and "agent_id" in p.fix
+
+
+def test_mapping_names_a_column_the_file_does_not_have(tmp_path):
+    path = write_client(tmp_path, params={"inputs": {"contacts": {"columns": {"Call ID": "contact_id"}}}})
+    report = report_for(path)
+    p = [e for e in report.errors if e.reason == "missing_column"][0]
+    assert "'Call ID' (contact_id)" in p.column and "inputs.contacts.columns maps 'Call ID'" in p.message
+
+
+def test_hms_typo_reports_row_and_value(tmp_path):
+    data = rows("contacts")
+    for r in data:
+        r["handle_seconds"] = "0:05:12"
+    data[2]["handle_seconds"] = "0:5:3x"
+    data[5]["handle_seconds"] = "1:75:00"     # minutes >= 60 after hours: a typo
+    path = write_client(tmp_path, contacts=data, params={"inputs": {"contacts": {"format": {"duration": "hms"}}}})
+    p = only(report_for(path), "unparseable_duration")
+    assert p.rows == [4, 7] and p.count == 2      # header is row 1: data[2] is row 4
+    assert "'0:5:3x'" in p.message and "'handle_seconds'" in p.column
+
+
+def test_seconds_column_with_hms_values_suggests_the_format(tmp_path):
+    data = rows("contacts")
+    data[0]["handle_seconds"] = "0:05:12"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "unparseable_duration")
+    assert p.rows == [2] and "format.duration: hms" in p.fix
+
+
+def test_negative_duration(tmp_path):
+    data = rows("contacts")
+    data[3]["handle_seconds"] = "-35"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "out_of_range")
+    assert p.rows == [5] and "negative" in p.message and "-35" in p.message
+
+
+def test_csat_out_of_scale(tmp_path):
+    data = rows("contacts")
+    data[1]["csat"] = "7"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "out_of_range")
+    assert p.rows == [3] and "'csat'" in p.column and "1 to 5" in p.message
+
+
+def test_unparseable_and_impossible_timestamps(tmp_path):
+    data = rows("contacts")
+    data[0]["started_at"] = "yesterday"
+    data[4]["started_at"] = "2026-02-30 10:00:00"     # an impossible date is not rolled into March
+    p = only(report_for(write_client(tmp_path, contacts=data)), "unparseable_timestamp")
+    assert p.rows == [2, 6] and "'yesterday'" in p.message
+    assert "format.timestamp" in p.fix
+
+
+def test_boolean_maybe(tmp_path):
+    data = rows("contacts")
+    data[6]["transferred"] = "maybe"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "unparseable_boolean")
+    assert p.rows == [8] and "'maybe'" in p.message and "true_values" in p.fix
+
+
+def test_duplicate_contact_id_lists_every_copy(tmp_path):
+    data = rows("contacts")
+    data[5]["contact_id"] = data[1]["contact_id"]
+    p = only(report_for(write_client(tmp_path, contacts=data)), "duplicate_id")
+    assert p.rows == [3, 7] and p.count == 2 and "'C001'" in p.message
+
+
+def test_contact_outside_the_period(tmp_path):
+    data = rows("contacts")
+    data[2]["started_at"] = "2026-10-01 00:00:00"      # the day after 2026-Q3
+    data[3]["started_at"] = "2026-06-30 23:59:59"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "outside_period")
+    assert p.rows == [4, 5] and "2026-07-01 .. 2026-09-30" in p.message and "'started_at'" in p.column
+
+
+def test_missing_required_value(tmp_path):
+    data = rows("contacts")
+    data[4]["agent_id"] = "  "
+    p = only(report_for(write_client(tmp_path, contacts=data)), "missing_value")
+    assert p.rows == [6] and "'agent_id'" in p.column
+
+
+def test_unknown_channel(tmp_path):
+    data = rows("contacts")
+    data[0]["channel"] = "Fax"
+    p = only(report_for(write_client(tmp_path, contacts=data)), "invalid_value")
+    assert p.rows == [2] and "'fax'" in p.message and "voice, chat, email" in p.fix
+
+
+def test_empty_file(tmp_path):
+    p = only(report_for(write_client(tmp_path, contacts=b"")), "empty_file")
+    assert p.file.endswith("contacts.csv") and "empty" in p.message
+
+
+def test_header_only_file(tmp_path):
+    header = ",".join(rows("contacts")[0]).encode() + b"\n"
+    p = only(report_for(write_client(tmp_path, contacts=header)), "empty_file")
+    assert "header but no data rows" in p.message
+
+
+def test_latin1_file_read_as_utf8(tmp_path):
+    data = rows("contacts")
+    data[3]["team"] = "Équipe"
+    raw = csv_bytes(data, encoding="latin-1")
+    report = report_for(write_client(tmp_path, contacts=raw))
+    p = only(report, "bad_encoding")
+    assert p.fix.startswith("set inputs.contacts.format.encoding: latin-1")
+    assert p.rows == [5] and "contacts.csv" in p.file
+    fixed = write_client(tmp_path, contacts=raw, params={"inputs": {"contacts": {"format": {"encoding": "latin-1"}}}})
+    report = report_for(fixed)
+    assert report.tables["contacts"].column("team")[3].as_py() == "Équipe"
+    assert not [e for e in report.errors if e.table == "contacts"], report.format()
+
+
+def test_row_with_extra_field_is_reported_and_later_rows_keep_their_numbers(tmp_path):
+    raw = csv_bytes(rows("contacts")).decode().splitlines()
+    raw[3] = raw[3] + ",extra"                         # file row 4
+    bad = raw[6].split(",")
+    bad[bad.index("Voice") if "Voice" in bad else 3] = "Fax"
+    raw[6] = ",".join(bad)                             # file row 7
+    report = report_for(write_client(tmp_path, contacts=("\n".join(raw) + "\n").encode()))
+    assert only(report, "bad_row").rows == [4]
+    assert only(report, "invalid_value").rows == [7]
+
+
+def test_csv_header_on_a_later_row(tmp_path):
+    raw = b"Contacts export\nGenerated 2026-10-02\n" + csv_bytes(rows("contacts"))
+    p = only(report_for(write_client(tmp_path, contacts=raw)), "header_not_found")
+    assert "set inputs.contacts.format.header_row: 3" == p.fix
+    data = rows("contacts")
+    data[0]["csat"] = "9"
+    raw = b"Contacts export\nGenerated 2026-10-02\n" + csv_bytes(data)
+    path = write_client(tmp_path, contacts=raw, params={"inputs": {"contacts": {"format": {"header_row": 3}}}})
+    p = only(report_for(path), "out_of_range")
+    assert p.rows == [4]         # header on row 3: the first data row is row 4
+
+
+def _xlsx_with_title(path, data):
+    from openpyxl import Workbook
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Export"
+    ws.append(["Contact centre export, Q3"])
+    ws.append([])
+    header = list(data[0])
+    ws.append(header)
+    for r in data:
+        ws.append([r[k] for k in header])
+    wb.save(path)
+
+
+def test_excel_header_on_row_3(tmp_path):
+    data = rows("contacts")
+    data[0]["csat"] = "6"
+    _xlsx_with_title(tmp_path / "contacts.xlsx", data)
+    path = write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.xlsx"}}})
+    p = only(report_for(path), "header_not_found")
+    assert p.fix == "set inputs.contacts.format.header_row: 3" and "contacts.xlsx" in p.file
+    path = write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.xlsx",
+                                                                  "format": {"header_row": 3, "sheet": "Export"}}}})
+    report = report_for(path)
+    p = only(report, "out_of_range")
+    assert p.rows == [4] and "'csat'" in p.column          # first data row of the sheet is row 4
+    assert len(report.errors) == 1
+
+
+def test_excel_unknown_sheet(tmp_path):
+    _xlsx_with_title(tmp_path / "contacts.xlsx", rows("contacts"))
+    path = write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.xlsx",
+                                                                  "format": {"sheet": "Data"}}}})
+    p = only(report_for(path), "unreadable_file")
+    assert "no sheet 'Data'" in p.message and "Export" in p.fix
+
+
+def test_parquet_input_gets_the_same_checks(tmp_path):
+    n = 6
+    table = pa.table({
+        "contact_id": ["A1", "A2", "A3", "A2", "A5", "A6"], "agent_id": ["X"] * n,
+        "started_at": ["2026-07-01 10:00:00", "2026-07-01 11:00:00", "not a date", "2026-07-02 10:00:00",
+                       "2026-07-02 11:00:00", "2026-07-03 09:00:00"],
+        "channel": ["voice"] * n, "handle_seconds": [10.0, -4.0, 30.0, 40.0, 50.0, 60.0],
+        "csat": [1.0, 2.0, 3.0, 7.0, None, 5.0], "abandoned": ["Y", "N", "maybe", "N", "N", "Y"]})
+    pq.write_table(table, tmp_path / "contacts.parquet")
+    report = report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.parquet"}}}))
+    by_reason = {(p.reason, p.column): p for p in report.errors}
+    assert by_reason[("duplicate_id", "'contact_id'")].rows == [2, 4]       # Parquet records count from 1
+    assert by_reason[("unparseable_timestamp", "'started_at'")].rows == [3]
+    assert by_reason[("out_of_range", "'handle_seconds'")].rows == [2]
+    assert by_reason[("out_of_range", "'csat'")].rows == [4]
+    assert by_reason[("unparseable_boolean", "'abandoned'")].rows == [3]
+    assert "records: 2, 4" in report.format()
+
+
+def test_blank_lines_are_ignored_with_a_warning(tmp_path):
+    raw = csv_bytes(rows("contacts")).decode().splitlines()
+    raw.insert(3, ",,,,,,,,")                          # file row 4 is empty
+    report = report_for(write_client(tmp_path, contacts=("\n".join(raw) + "\n").encode()))
+    assert report.ok, report.format()
+    assert only(report, "blank_row", warning=True).rows == [4]
+    assert report.tables["contacts"].num_rows == 8
+
+
+def test_warnings_do_not_fail(tmp_path):
+    data = rows("contacts")
+    for r in data[1:]:
+        r["csat"] = ""
+    for r in data:
+        r["site"] = ""
+        r["Wrap Code"] = "x"
+    report = report_for(write_client(tmp_path, contacts=data))
+    assert report.ok, report.format()
+    assert "12.5%" in only(report, "mostly_missing", warning=True).message
+    assert "'site'" in only(report, "empty_column", warning=True).column
+    assert "'Wrap Code'" in only(report, "unused_column", warning=True).message
+    assert "WARNINGS (3)" in report.format()
+
+
+# =========================================================================== register, survey, outcomes
+
+def test_register_problems_via_pandera(tmp_path):
+    data = rows("register")
+    data[1]["metric_id"] = "AHT"
+    data[1]["direction"] = "up"
+    data[0]["target"] = "six minutes"
+    report = report_for(write_client(tmp_path, register=data))
+    assert only(report, "duplicate_id").rows == [2, 3]
+    inv = only(report, "invalid_value")
+    assert inv.rows == [3] and "'direction'" in inv.column and "higher, lower" in inv.fix
+    wt = only(report, "wrong_type")
+    assert wt.rows == [2] and "'six minutes'" in wt.message and "register.csv" in wt.file
+
+
+def test_likert_out_of_range_and_unknown_label(tmp_path):
+    data = rows("survey")
+    data[1]["AHT__pressure"] = "6"
+    data[2]["AHT__fair"] = "Agree strongly"
+    report = report_for(write_client(tmp_path, survey=data))
+    p = only(report, "out_of_range")
+    assert p.rows == [3] and "'AHT__pressure'" in p.column and "'6'" in p.message
+    p = only(report, "invalid_answer")
+    assert p.rows == [4] and "'AHT__fair'" in p.column and "'Agree strongly'" in p.message
+    assert "perception.labels" in p.fix
+
+
+def test_survey_blank_row_is_reported(tmp_path):
+    data = rows("survey")
+    data[2].update({"AHT__fair": "", "AHT__pressure": "", "FCR__keep": "", "AHT__comment": ""})
+    report = report_for(write_client(tmp_path, survey=data))
+    assert report.ok, report.format()
+    assert only(report, "blank_row", warning=True).rows == [4]
+    assert len(report.tables["survey"]) == 3
+
+
+def test_unknown_metric_in_survey(tmp_path):
+    data = rows("survey")
+    for r in data:
+        r["ASA__fair"] = "3"
+    p = only(report_for(write_client(tmp_path, survey=data)), "unknown_metric")
+    assert "'ASA__fair'" in p.column and "'ASA'" in p.message and "register.csv" in p.message
+
+
+def test_unknown_item_in_survey(tmp_path):
+    data = rows("survey")
+    for r in data:
+        r["AHT__fairness"] = "3"
+    p = only(report_for(write_client(tmp_path, survey=data)), "unknown_item")
+    assert "AHT__fair" in p.fix
+
+
+def test_unknown_team_in_survey(tmp_path):
+    data = rows("survey")
+    data[3]["team"] = "Zephyr"
+    p = only(report_for(write_client(tmp_path, survey=data)), "unknown_team")
+    assert p.rows == [5] and "'Zephyr'" in p.message and "survey.csv" in p.file
+
+
+def test_survey_role_and_duplicate_respondent(tmp_path):
+    data = rows("survey")
+    data[0]["role"] = "Team Leader"                     # synonym of team_lead
+    data[1]["role"] = "director"
+    data[3]["respondent_id"] = "R0"
+    report = report_for(write_client(tmp_path, survey=data))
+    assert only(report, "invalid_value").rows == [3]
+    assert only(report, "duplicate_id").rows == [2, 5]
+    assert report.tables["survey"] is not None
+
+
+def test_outcomes_text_value(tmp_path):
+    data = rows("outcomes")
+    data[1]["churn_rate"] = "n/a"
+    p = only(report_for(write_client(tmp_path, outcomes=data)), "wrong_type")
+    assert p.rows == [3] and "'churn_rate'" in p.column and "outcomes.csv" in p.file
+
+
+def test_several_problems_in_several_files_at_once(tmp_path):
+    contacts = rows("contacts")
+    contacts[0]["csat"] = "7"
+    contacts[1]["transferred"] = "maybe"
+    survey = rows("survey")
+    survey[0]["AHT__fair"] = "9"
+    register = rows("register")
+    register[0]["incentive_link"] = "cash"
+    report = report_for(write_client(tmp_path, contacts=contacts, survey=survey, register=register))
+    files = {p.file.rsplit("/", 1)[-1] for p in report.errors}
+    assert files == {"contacts.csv", "survey.csv", "register.csv"}
+    assert len(report.errors) == 4
+    text = report.format()
+    assert "ERRORS (4)" in text and text.count("fix:") >= 4
+
+
+def test_loader_raises_input_data_error_with_the_report(tmp_path):
+    data = rows("contacts")
+    data[2]["csat"] = "7"
+    p = P.load_params(write_client(tmp_path, contacts=data))
+    with pytest.raises(InputDataError) as info:
+        io.load_contacts(p)
+    assert "contacts.csv" in info.value.message and "rows: 4" in info.value.message
+    assert info.value.problems[0].reason == "out_of_range"
+    assert len(io.load_survey(p)) == 4          # the other tables still load
+
+
+def test_validate_cli_exit_code_3(tmp_path):
+    import subprocess
+    import sys
+    data = rows("contacts")
+    data[2]["csat"] = "7"
+    path = write_client(tmp_path, contacts=data)
+    out = subprocess.run([sys.executable, "-m", "audit_lib.cli", "validate", str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, out.stderr
+    assert "[out_of_range] contacts.csv, column 'csat'" in out.stdout and "rows: 4" in out.stdout
+
+
+def test_every_reason_code_used_is_declared():
+    import inspect
+    import re
+    source = inspect.getsource(io)
+    used = set(re.findall(r'"([a-z_]+)"', source)) & set(schemas.REASONS)
+    assert {"missing_column", "wrong_type", "unparseable_duration", "unparseable_timestamp",
+            "unparseable_boolean", "out_of_range", "duplicate_id", "unknown_metric", "unknown_team",
+            "outside_period", "empty_file", "bad_encoding", "missing_value", "header_not_found",
+            "invalid_answer"} <= used
+
+
+# =========================================================================== the demo client
+
+def test_demo_client_validates_without_errors(demo_params):
+    report = report_for(demo_params)
+    assert report.ok, report.format()
+    assert report.rows["contacts"] > 100_000 and report.rows["register"] == 12
