@@ -106,7 +106,7 @@ monitored monitoring report reports reported reporting record records recorded r
 knowing see seeing check checking calculate calculated calculating count counted counting capture
 show shows view understand understanding follow following watch watching observe kpi kpis metric
 metrics figure figures number numbers data level levels score scores rate rates value values
-stat stats statistic statistics dashboard
+stat stats statistic statistics dashboard average avg mean
 """.split())
 
 #: words of a bare target statement ("keep X under 300s"), units included
@@ -117,7 +117,7 @@ least most max maximum min minimum get getting bring beat beating exceed exceedi
 reduce reducing reduced increase increasing increased improve improving improved lower lowering
 higher raise raising drive push pushing down up better best good great high low sla slas
 percent percentage pct s sec secs second seconds mins minute minutes hour hours hr hrs h day days
-week weeks point points average avg mean
+week weeks point points
 """.split())
 
 #: values of ``purpose`` that mean "not stated"
@@ -156,10 +156,10 @@ _SCALES = {"score": (1.0, 7.0), "points": (-100.0, 100.0), "share": (0.0, 1.0)}
 #: tension matrix cell codes and their meaning
 TENSION_CODES = {
     0: "no link",
-    1: "named as counterbalance",
-    2: "pull against each other, paired with each other",
-    3: "pull against each other, each watched by another pair",
-    4: "pull against each other, neither paired",
+    1: "named as counter-measure",
+    2: "pull apart, paired together",
+    3: "pull apart, one or both paired",
+    4: "pull apart, neither paired",
 }
 
 #: plain-language title of each register check
