@@ -50,7 +50,8 @@ __all__ = [
     "VERDICTS", "DEFAULT_RULES", "REWORK_KIND", "ACTIONS", "EVIDENCE_LENSES", "SCORECARD_COLUMNS",
     "resolve_rules", "build_scorecard", "verdict_findings", "recommendations", "scorecard_findings",
     "key_findings", "executive_summary", "metric_summary", "metric_pages", "compare_quarters",
-    "compare_with_previous", "compare_for_audit", "collect_findings", "lens_status_table", "LENS_ENTRY_POINTS",
+    "compare_with_previous", "compare_for_audit", "collect_findings", "findings_to_save", "lens_status_table",
+    "LENS_ENTRY_POINTS",
     "brief",
 ]
 
@@ -692,6 +693,16 @@ def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[st
         frames.append(fn(audit))
         status[lens] = "computed"
     return concat(frames) if frames else empty_findings(), status
+
+
+def findings_to_save(findings: pd.DataFrame, status: dict[str, str], scorecard_rows: pd.DataFrame) -> pd.DataFrame:
+    """What the scorecard notebook saves: its own rows plus the rows of lenses it computed itself.
+
+    A lens whose notebook did not run has no saved findings; saving the rows computed here
+    keeps ``findings.json`` complete, so every verdict's cited evidence is in the report.
+    """
+    computed = [lens for lens, how in status.items() if how == "computed"]
+    return concat([findings[findings[F.LENS].isin(computed)], scorecard_rows])
 
 
 def lens_status_table(status: dict[str, str]) -> pd.DataFrame:

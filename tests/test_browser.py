@@ -258,6 +258,30 @@ def test_print_pdf(chromium, hostile_report, tmp_path):
 HOSTILE_FIELDS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg onload=alert(3)>']
 
 
+def _event_handlers(text: str) -> list[str]:
+    """Every ``on*=`` attribute and every script calling alert() in an HTML document."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Scan(HTMLParser):
+        in_script = False
+
+        def handle_starttag(self, tag, attrs):
+            found.extend(f"<{tag} {k}={v!r}>" for k, v in attrs if k.lower().startswith("on"))
+            self.in_script = tag == "script"
+
+        def handle_endtag(self, tag):
+            self.in_script = False
+
+        def handle_data(self, data):
+            if self.in_script and "alert(" in data:
+                found.append(f"<script>{data[:60]}")
+
+    Scan(convert_charrefs=True).feed(text)
+    return found
+
+
 @pytest.fixture(scope="module")
 def hostile_demo_report(tmp_path_factory):
     """The demo client with hostile text in every free-text field of the register and in survey
@@ -289,6 +313,9 @@ def test_real_report_in_a_browser(browser, hostile_demo_report):
         text = page.read_text(encoding="utf-8")
         for hostile in HOSTILE_FIELDS:
             assert hostile not in text, f"{page.name} holds client text as raw HTML: {hostile}"
+        # exporters re-serialise markup (<img src="x" onerror="alert(1)"/>), so look at the parsed tags too
+        handlers = _event_handlers(text)
+        assert handlers == [], f"{page.name}: client text became markup with event handlers: {handlers[:3]}"
     probe = _check_page(browser, hostile_demo_report / "index.html", "report_index.png", expect_hostile=True)
     sections = sorted({h for h in probe["links"] if not h.startswith("#")})
     assert sections == sorted(p.name for p in pages if p.name != "index.html")

@@ -343,3 +343,11 @@ def test_first_quarter_report_has_verdicts_for_every_metric(two_quarters):
     recs = findings[(findings[F.LENS] == "scorecard") & (findings[F.CHECK] == "recommendation")]
     assert sorted(recs[F.VALUE].astype(int)) == list(range(1, len(recs) + 1))
     assert (two_quarters["q1"] / "findings.xlsx").is_file()
+
+
+def test_findings_to_save_adds_only_computed_lenses(quarter1):
+    rows = sc.scorecard_findings(quarter1, REGISTER)[2]
+    out = sc.findings_to_save(quarter1, {"register": "saved", "behaviour": "computed", "linkage": "not run: x"},
+                              rows)
+    assert set(out[F.LENS]) == {"behaviour", "scorecard"}
+    assert len(out) == len(rows) + int((quarter1[F.LENS] == "behaviour").sum())
