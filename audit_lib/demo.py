@@ -417,6 +417,7 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
         handle[bunch] = 359.0 - np.floor(rng.beta(1.0, 2.2, int(bunch.sum())) * 45.0)
     acw = np.rint(handle * rng.beta(3.0, 17.0, n).astype(f32))
     hold = np.where(rng.random(n, dtype=f32) < 0.3, np.rint(handle * rng.beta(2.0, 10.0, n).astype(f32)), 0)
+    hold = np.minimum(hold, handle - acw)   # talk time is never negative
     # short voice contacts: line drops for everyone, hollow hang-ups for the planted agents
     short = hv & (rng.random(n, dtype=f32) < 0.004)
     if plan.short_calls:
