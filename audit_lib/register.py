@@ -85,7 +85,7 @@ __all__ = [
     "TENSION_CODES", "CHECK_TITLES",
     "normalise_register", "purpose_assessment", "parse_counterbalance", "overall_values",
     "check_register", "current_vs_target", "audit_findings", "register_overview", "flagged_table",
-    "tension_matrix", "target_tracking", "format_value",
+    "tension_matrix", "target_tracking", "format_value", "current_table", "formula_variants",
 ]
 
 LENS = "register"
@@ -1022,3 +1022,55 @@ def target_tracking(register: pd.DataFrame, library: KpiLibrary, team_week: pd.D
     order = {m: i for i, m in enumerate(reg[R.METRIC_ID])}
     out = out.assign(_o=out["metric_id"].map(order), _c=(out["series"] == "Centre").astype(int))
     return out.sort_values(["_o", "_c", "series", "week"], kind="mergesort").drop(columns=["_o", "_c"]).reset_index(drop=True)
+
+
+def current_table(findings: pd.DataFrame, register: pd.DataFrame, library: KpiLibrary) -> pd.DataFrame:
+    """Metric × (centre, teams) table of current values against target, from ``current_vs_target`` rows.
+
+    Each cell reads ``"350 s ✓"`` (on target over the period) or ``"395 s ✗"``; the ``Target``
+    column shows the target with its direction and ``Weeks on target`` the centre's weekly record.
+    """
+    reg = normalise_register(register)
+    rows = findings[(findings[F.LENS] == LENS) & (findings[F.CHECK] == "current_vs_target")]
+    out = []
+    for _, r in reg.iterrows():
+        m, kpi = r[R.METRIC_ID], r[R.KPI]
+        sub = rows[rows[F.METRIC_ID] == m]
+        if sub.empty or kpi not in library:
+            continue
+        unit = library.get(kpi).unit
+        rec = {"Metric": m, "Name": r[R.NAME],
+               "Target": "none" if math.isnan(r[R.TARGET]) else
+               {"lower": "≤ ", "higher": "≥ "}.get(r[R.DIRECTION], "") + format_value(r[R.TARGET], unit)}
+        for _, f in sub.iterrows():
+            col = "Centre" if f[F.SCOPE] == "overall" else str(f[F.SCOPE]).split(":", 1)[1]
+            mark = {"met": " ✓", "missed": " ✗", "never_met": " ✗"}.get(f[F.LABEL], "")
+            rec[col] = format_value(f[F.VALUE], unit) + mark
+            if f[F.SCOPE] == "overall":
+                found = re.search(r"on target in (\d+) of (\d+) weeks", f[F.EVIDENCE])
+                rec["Weeks on target"] = f"{found.group(1)} of {found.group(2)}" if found else "—"
+        out.append(rec)
+    df = pd.DataFrame(out)
+    if df.empty:
+        return df
+    teams = sorted(c for c in df.columns if c not in ("Metric", "Name", "Target", "Centre", "Weeks on target"))
+    cols = ["Metric", "Name", "Target", "Centre", "Weeks on target"] + teams
+    return df.reindex(columns=[c for c in cols if c in df.columns]).fillna("—")
+
+
+def formula_variants(library: KpiLibrary, kpi_id: str, thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """The published variants of a KPI's formula and which one this audit computes.
+
+    Examples
+    --------
+    >>> from audit_lib.kpis import load_library
+    >>> formula_variants(load_library(), "service_level")["This audit"].tolist()
+    ['yes', '', '']
+    """
+    thresholds = thresholds or Thresholds()
+    formula = library.get(kpi_id).formula
+    chosen = getattr(thresholds, formula.variant_setting) if formula.variant_setting else None
+    return pd.DataFrame([{"Variant": name.replace("_", " "), "Formula": text,
+                          "This audit": "yes" if name == chosen else ""}
+                         for name, text in formula.variants.items()],
+                        columns=["Variant", "Formula", "This audit"])
