@@ -48,6 +48,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -266,6 +267,11 @@ def _engine_classes():
             kw.setdefault("kernel_spec_manager", ThisPythonSpecs())
             super().__init__(**kw)
             self.transport = "ipc"  # local sockets: no TCP port, nothing to eavesdrop on
+            # sockets in a private, short folder (a socket path must stay under ~100 characters;
+            # the default would drop them into the kernel's working folder)
+            self.socket_dir = tempfile.mkdtemp(prefix="kpa-")
+            os.chmod(self.socket_dir, 0o700)
+            self.ip = os.path.join(self.socket_dir, "k")
 
     class AuditEngine(NBClientEngine):
         @classmethod
@@ -289,6 +295,7 @@ def _engine_classes():
             finally:
                 if registry is not None:
                     registry.remove(km)
+                shutil.rmtree(km.socket_dir, ignore_errors=True)
 
     return AuditEngine
 
