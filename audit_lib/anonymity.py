@@ -39,7 +39,7 @@ import pandas as pd
 __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_COMMENTS_THRESHOLD", "SUPPRESSION_NOTE", "guard_groups",
     "hidden_mask", "crosstab_counts", "summarise", "guarded_rows", "feasible_range",
-    "suppression_note",
+    "suppression_note", "survey_guard",
 ]
 
 DEFAULT_THRESHOLD = 5
@@ -80,15 +80,21 @@ def _one_way_ok(hidden_counts: Sequence[float], threshold: int) -> bool:
 
 
 def _suppress_1d(counts: np.ndarray, keys: list, threshold: int, total: bool,
-                 forced: np.ndarray | None = None) -> np.ndarray:
+                 forced: np.ndarray | None = None, priority: dict | None = None) -> np.ndarray:
     """Boolean hidden mask for a one-way table of counts (all counts > 0)."""
     hidden = counts < threshold
     if forced is not None:
         hidden = hidden | forced
     if not total:
         return hidden
-    # deterministic order of complementary candidates: smallest first, then key
-    order = sorted(range(len(counts)), key=lambda i: (counts[i], str(keys[i])))
+
+    # deterministic order of complementary candidates: smallest first (by the caller's
+    # survey-wide priority when given, so every table hides the same partner), then key
+    def rank(i):
+        if priority is not None and keys[i] in priority:
+            return (0, priority[keys[i]], str(keys[i]))
+        return (1 if priority is not None else 0, counts[i], str(keys[i]))
+    order = sorted(range(len(counts)), key=rank)
     while not _one_way_ok(counts[hidden], threshold):
         shown = [i for i in order if not hidden[i]]
         if not shown:
@@ -184,16 +190,17 @@ def feasible_range(matrix: np.ndarray, hidden: np.ndarray, row_shown: np.ndarray
     return low, high
 
 
-def _plan_2d(m: np.ndarray, row_keys: list, col_keys: list, threshold: int):
+def _plan_2d(m: np.ndarray, row_keys: list, col_keys: list, threshold: int,
+             hide_rows=(), row_priority: dict | None = None):
     """Hidden cells, shown rows, shown columns and whether the grand total is shown."""
     nr, nc = m.shape
-    forced_rows = np.zeros(nr, bool)
+    forced_rows = np.array([k in set(hide_rows) for k in row_keys], dtype=bool)
     forced_cols = np.zeros(nc, bool)
     extra = np.zeros(m.shape, bool)
     total_shown = m.sum() >= threshold
     for _ in range(4 * (nr * nc + nr + nc) + 4):
         r_tot, c_tot = m.sum(axis=1), m.sum(axis=0)
-        row_hidden = _suppress_1d(r_tot, row_keys, threshold, True, forced_rows)
+        row_hidden = _suppress_1d(r_tot, row_keys, threshold, True, forced_rows, row_priority)
         col_hidden = _suppress_1d(c_tot, col_keys, threshold, True, forced_cols)
         hidden = (m < threshold) | row_hidden[:, None] | col_hidden[None, :] | extra
         changed = False
@@ -255,7 +262,8 @@ def _plan_2d(m: np.ndarray, row_keys: list, col_keys: list, threshold: int):
 # the guard
 # ---------------------------------------------------------------------------
 def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: str,
-                 threshold: int = DEFAULT_THRESHOLD, *, total: bool = True) -> pd.DataFrame:
+                 threshold: int = DEFAULT_THRESHOLD, *, total: bool = True, hide=(),
+                 priority: dict | None = None) -> pd.DataFrame:
     """Keep only the groups that are safe to show.
 
     Parameters
@@ -271,6 +279,13 @@ def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: s
     total : bool, default True
         Whether a total over these groups is (or may be) published anywhere. Leave it
         True unless the output is strictly the only one over this population.
+    hide : iterable, optional
+        Groups (of the first grouping column) hidden whatever their size: the groups a
+        survey-wide guard already hides, so every table hides the same ones.
+    priority : dict, optional
+        Group (first grouping column) -> rank for complementary suppression (lower is
+        hidden first), e.g. survey-wide respondent counts; keeps the choice of the second
+        hidden group the same in every table, so two tables cannot be subtracted.
 
     Returns
     -------
@@ -297,7 +312,8 @@ def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: s
     n_total = float(counts.sum())
     if len(cols) == 1:
         keys = data[cols[0]].tolist()
-        hidden = _suppress_1d(counts, keys, threshold, total)
+        forced = np.array([k in set(hide) for k in keys], dtype=bool)
+        hidden = _suppress_1d(counts, keys, threshold, total, forced, priority)
         out = data[~hidden]
         total_shown = n_total >= threshold and _one_way_ok(counts[hidden], threshold)
     elif len(cols) == 2:
@@ -305,7 +321,7 @@ def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: s
         wide = data.pivot(index=r, columns=c, values=count_col).fillna(0)
         m = wide.to_numpy(dtype=float)
         hidden, row_shown, col_shown, total_shown = _plan_2d(m, list(wide.index), list(wide.columns),
-                                                             threshold)
+                                                             threshold, hide, priority)
         keep = {(wide.index[i], wide.columns[j]) for i, j in np.argwhere(~hidden)}
         mask = np.array([(a, b) in keep for a, b in zip(data[r], data[c])], dtype=bool)
         out = data[mask]
@@ -319,12 +335,14 @@ def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: s
 
 
 def crosstab_counts(survey: pd.DataFrame, row: str, col: str,
-                    threshold: int = DEFAULT_THRESHOLD) -> pd.DataFrame:
+                    threshold: int = DEFAULT_THRESHOLD, *, hide=(), priority: dict | None = None
+                    ) -> pd.DataFrame:
     """Respondent counts of a cross-tabulation (e.g. team x role), guarded, with margins.
 
     Rows and columns whose margin must stay hidden are left out entirely (their
     labels never appear); hidden cells inside shown rows and columns are ``<NA>``.
-    The last row and column (``total``) are the margins.
+    The last row and column (``total``) are the margins. ``hide`` / ``priority`` apply
+    to the rows as in :func:`guard_groups`.
     """
     threshold = _check_threshold(threshold)
     for name in (row, col):
@@ -338,7 +356,8 @@ def crosstab_counts(survey: pd.DataFrame, row: str, col: str,
     counts[col] = counts[col].astype(str)
     wide = counts.pivot(index=row, columns=col, values=_N).fillna(0).sort_index().sort_index(axis=1)
     m = wide.to_numpy(dtype=float)
-    hidden, row_shown, col_shown, total_shown = _plan_2d(m, list(wide.index), list(wide.columns), threshold)
+    hidden, row_shown, col_shown, total_shown = _plan_2d(m, list(wide.index), list(wide.columns),
+                                                         threshold, hide, priority)
     table = pd.DataFrame(np.where(hidden, np.nan, m), index=wide.index, columns=wide.columns)
     table[_TOTAL] = m.sum(axis=1)
     table.loc[_TOTAL] = list(m.sum(axis=0)) + [m.sum() if total_shown else np.nan]
@@ -349,6 +368,24 @@ def crosstab_counts(survey: pd.DataFrame, row: str, col: str,
     out.attrs = {"suppressed": int((hidden & (m > 0)).sum()), "total_shown": bool(total_shown),
                  "threshold": threshold}
     return out
+
+
+def survey_guard(survey: pd.DataFrame, by: str, threshold: int = DEFAULT_THRESHOLD) -> dict:
+    """Survey-wide suppression plan of one grouping column (e.g. team).
+
+    Returns ``{"hide": set, "priority": dict}`` for :func:`summarise`,
+    :func:`guard_groups` and :func:`crosstab_counts`: the groups hidden at respondent
+    level, and respondent counts as the order of complementary suppression. Passing
+    it to every table over this grouping keeps the hidden set the same everywhere, so
+    one table cannot be subtracted from another.
+    """
+    if by not in survey.columns:
+        return {"hide": set(), "priority": {}}
+    counts = survey[by].dropna().astype(str).value_counts()
+    table = pd.DataFrame({by: counts.index.astype(str), _N: counts.to_numpy()})
+    shown = guard_groups(table, by, _N, threshold)
+    return {"hide": set(table[by]) - set(shown[by]),
+            "priority": {str(k): int(v) for k, v in counts.items()}}
 
 
 def _group_frame(survey: pd.DataFrame, by: str, value_col: str | None) -> pd.DataFrame:
@@ -363,7 +400,8 @@ def _group_frame(survey: pd.DataFrame, by: str, value_col: str | None) -> pd.Dat
 
 
 def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
-              threshold: int = DEFAULT_THRESHOLD, total: bool = True) -> pd.DataFrame:
+              threshold: int = DEFAULT_THRESHOLD, total: bool = True, hide=(),
+              priority: dict | None = None) -> pd.DataFrame:
     """Per-group respondent count (and mean/median/sd of ``value_col``), guarded.
 
     The only way perception outputs aggregate survey rows by a group. Groups are
@@ -384,7 +422,7 @@ def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
         stats = g[value_col].agg(["mean", "median", "std"]).reset_index()
         stats.columns = [by, _MEAN, _MEDIAN, _SD]
         table = table.merge(stats, on=by, how="left")
-    shown = guard_groups(table, by, _N, threshold, total=total)
+    shown = guard_groups(table, by, _N, threshold, total=total, hide=hide, priority=priority)
     attrs = dict(shown.attrs)
     n_all = len(data)
     attrs["overall_n"] = n_all if attrs["total_shown"] else math.nan
@@ -395,14 +433,16 @@ def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
 
 
 def guarded_rows(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
-                 threshold: int = DEFAULT_THRESHOLD, total: bool = True) -> pd.DataFrame:
+                 threshold: int = DEFAULT_THRESHOLD, total: bool = True, hide=(),
+                 priority: dict | None = None) -> pd.DataFrame:
     """The respondent rows of the groups :func:`summarise` shows (for tests and plots).
 
     Rows of hidden groups are removed, so a statistic computed on the result
     (e.g. a Kruskal-Wallis test across teams) never uses a suppressed group.
     """
     data = _group_frame(survey, by, value_col)
-    shown = summarise(survey, by, value_col, threshold=threshold, total=total)
+    shown = summarise(survey, by, value_col, threshold=threshold, total=total, hide=hide,
+                      priority=priority)
     out = data[data[by].isin(set(shown[by]))].copy()
     out.attrs = dict(shown.attrs)
     return out

@@ -59,7 +59,8 @@ __all__ = [
     "role_groups", "rank_biserial", "mann_whitney_gap", "staff_manager_gaps", "kruskal_wallis",
     "team_differences", "holm", "wilson_interval", "agreement_shares", "response_rates",
     "team_role_counts", "redact", "comment_themes", "theme_counts", "quotes", "format_quotes",
-    "perception_findings", "team_index",
+    "perception_findings", "team_index", "audit_findings", "metric_names", "headcount",
+    "index_display", "gaps_display", "summary_text",
 ]
 
 LENS = "perception"
@@ -85,20 +86,23 @@ _INDEX = "index"
 #: A comment can carry several themes. Order is the display order.
 THEMES: dict[str, tuple[str, ...]] = {
     "workload": (r"workload", r"busy", r"understaff", r"short[- ]staffed", r"no time", r"overtime",
-                 r"queue", r"back[- ]to[- ]back", r"exhaust", r"burn ?out", r"stress", r"too many"),
+                 r"queue", r"back[- ]to[- ]back", r"exhaust", r"burn ?out", r"stress", r"too many",
+                 r"(don'?t|do not|never) have (the )?time", r"hard to keep (up|on top)"),
     "fairness": (r"unfair", r"fair", r"favouri", r"favori", r"luck", r"out of (my|our) control",
-                 r"not my fault", r"punish", r"blame", r"inconsisten", r"bonus"),
+                 r"not my fault", r"punish", r"blame", r"inconsisten", r"bonus", r"league table"),
     "customer_harm": (r"customer", r"caller", r"rush", r"cut (them|people|customers)? ?off",
                       r"hang up", r"call(s|ing)? back", r"complain", r"angry", r"upset",
-                      r"not resolved", r"unresolved", r"repeat"),
+                      r"not resolved", r"unresolved", r"repeat", r"ring back", r"wait(s|ing)? days",
+                      r"wrap(ped|ping)? (them |it )?up early", r"instead of fixing", r"forgotten"),
     "gaming": (r"gam(e|ed|es|ing)", r"cheat", r"trick", r"work(ed)? ?around", r"fiddl", r"massag",
                r"transfer", r"park", r"close (the )?(ticket|case)", r"code[ds]? (it )?as",
-               r"reopen", r"cherry", r"hit the (number|target)"),
+               r"reopen", r"cherry", r"hit the (number|target)", r"tick(s|ed|ing)? (the )?box",
+               r"by default", r"stop the clock", r"template", r"only send", r"cleared"),
     "clarity": (r"unclear", r"confus", r"understand", r"no idea", r"explain", r"definition",
                 r"don'?t know (why|how)", r"what it means", r"why we"),
     "target_level": (r"target", r"unrealistic", r"impossible", r"achievable", r"too (high|low|tight)"),
-    "positive": (r"useful", r"helps?", r"helpful", r"good (measure|metric)", r"makes sense",
-                 r"motivat", r"fine"),
+    "positive": (r"useful", r"helps?", r"helpful", r"good (measure|metric|idea)", r"makes sense",
+                 r"motivat", r"fine", r"care about"),
 }
 _THEME_RE = {t: re.compile(r"\b(?:" + "|".join(p) + r")", re.IGNORECASE) for t, p in THEMES.items()}
 _OTHER = "other"
@@ -106,6 +110,9 @@ _OTHER = "other"
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # phone numbers: 7+ digits with optional separators / leading +
 _PHONE_RE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{5,}\d(?![\w])")
+# a capitalised word pair ("Priya Shah") is taken for a person's name: over-redacting a
+# quote is the safe direction
+_PERSON_RE = re.compile(r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\s+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\b")
 
 
 # ---------------------------------------------------------------------------
@@ -655,12 +662,14 @@ def staff_manager_gaps(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAU
 # teams
 # ---------------------------------------------------------------------------
 def kruskal_wallis(data: pd.DataFrame, dv: str, between: str, *,
-                   threshold: int | None = anonymity.DEFAULT_THRESHOLD, total: bool = True) -> dict:
+                   threshold: int | None = anonymity.DEFAULT_THRESHOLD, total: bool = True,
+                   hide=(), priority: dict | None = None) -> dict:
     """Kruskal-Wallis H test across groups, after the anonymity guard.
 
     Groups the guard hides (smaller than ``threshold``, or hidden so the total does
     not reveal them) are dropped from the test. ``threshold=None`` tests every group
-    (for non-survey data).
+    (for non-survey data). ``hide`` / ``priority``: the survey-wide plan of
+    :func:`audit_lib.anonymity.survey_guard`.
 
     Returns
     -------
@@ -679,7 +688,8 @@ def kruskal_wallis(data: pd.DataFrame, dv: str, between: str, *,
         summary.columns = [between, "n", "mean", "median", "sd"]
         rows = frame
     else:
-        summary = anonymity.summarise(frame, between, dv, threshold=threshold, total=total)
+        summary = anonymity.summarise(frame, between, dv, threshold=threshold, total=total,
+                                      hide=hide, priority=priority)
         rows = frame[frame[between].isin(set(summary[between]))]
     groups = [grp[dv].to_numpy(float) for _, grp in rows.groupby(between, observed=True, sort=True)]
     k, n = len(groups), int(sum(len(x) for x in groups))
@@ -717,10 +727,11 @@ def team_differences(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT
     if Survey.TEAM not in survey.columns:
         return pd.DataFrame(columns=cols)
     scored = score_items(survey)
+    plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
     rows = []
     for metric in survey_metrics(survey):
         frame = _index_frame(scored, metric)
-        res = kruskal_wallis(frame, _INDEX, Survey.TEAM, threshold=threshold)
+        res = kruskal_wallis(frame, _INDEX, Survey.TEAM, threshold=threshold, **plan)
         if res["k"] < 2:
             continue
         summ = res["summary"].sort_values(["mean", Survey.TEAM], kind="mergesort")
@@ -739,7 +750,8 @@ def team_index(survey: pd.DataFrame, metric_id: str, *,
                threshold: int = anonymity.DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Guarded per-team perception index of one metric (n, mean, median, sd)."""
     frame = _index_frame(score_items(survey), metric_id)
-    return anonymity.summarise(frame, Survey.TEAM, _INDEX, threshold=threshold)
+    plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
+    return anonymity.summarise(frame, Survey.TEAM, _INDEX, threshold=threshold, **plan)
 
 
 # ---------------------------------------------------------------------------
@@ -819,7 +831,8 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
     if Survey.TEAM not in survey.columns:
         return pd.DataFrame(columns=[Survey.TEAM, "respondents"])
     frame = pd.DataFrame({Survey.TEAM: survey[Survey.TEAM].astype("string")})
-    shown = anonymity.summarise(frame, Survey.TEAM, threshold=threshold)
+    plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
+    shown = anonymity.summarise(frame, Survey.TEAM, threshold=threshold, **plan)
     out = shown.rename(columns={"n": "respondents"})
     teams = set(out[Survey.TEAM])
     cols = [Survey.TEAM, "respondents"]
@@ -828,7 +841,7 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
         is_agent = _roles(survey).isin(Survey.STAFF_ROLES)
         agents_resp = frame[is_agent.fillna(False).to_numpy()]
         # agent counts per team are a sub-group: guard them on their own too
-        a_shown = anonymity.summarise(agents_resp, Survey.TEAM, threshold=threshold)
+        a_shown = anonymity.summarise(agents_resp, Survey.TEAM, threshold=threshold, **plan)
         a_map = dict(zip(a_shown[Survey.TEAM], a_shown["n"]))
         hc = headcount.assign(**{Survey.TEAM: headcount[Survey.TEAM].astype("string")})
         hc_map = dict(zip(hc[Survey.TEAM], hc["agents"]))
@@ -859,14 +872,19 @@ def team_role_counts(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT
     """Respondents by team x role, guarded as a cross-tabulation (see anonymity)."""
     frame = pd.DataFrame({Survey.TEAM: survey[Survey.TEAM].astype("string"),
                           Survey.ROLE: _roles(survey)})
-    return anonymity.crosstab_counts(frame, Survey.TEAM, Survey.ROLE, threshold)
+    plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
+    return anonymity.crosstab_counts(frame, Survey.TEAM, Survey.ROLE, threshold, **plan)
 
 
 # ---------------------------------------------------------------------------
 # comments
 # ---------------------------------------------------------------------------
-def redact(text: str, names: Iterable[str] = ()) -> str:
-    """Remove e-mail addresses, phone numbers and the given names from a comment."""
+def redact(text: str, names: Iterable[str] = (), *, person_names: bool = True) -> str:
+    """Remove e-mail addresses, phone numbers and names from a comment.
+
+    ``names`` (agents' names or ids, team names) are replaced by ``[name]``; with
+    ``person_names`` any pair of capitalised words (a first and last name) is too.
+    """
     s = "" if text is None else str(text)
     s = _EMAIL_RE.sub("[e-mail]", s)
     s = _PHONE_RE.sub("[phone]", s)
@@ -876,6 +894,8 @@ def redact(text: str, names: Iterable[str] = ()) -> str:
         pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)",
                              re.IGNORECASE)
         s = pattern.sub("[name]", s)
+    if person_names:
+        s = _PERSON_RE.sub("[name]", s)
     return s
 
 
@@ -996,6 +1016,11 @@ def perception_findings(survey: pd.DataFrame, *, thresholds=None, settings=None)
     min_alpha = float(_setting(settings, "min_alpha", 0.6))
     rows = []
     index = perception_index(survey, threshold=anon)
+    for metric in survey_metrics(survey):
+        if metric not in set(index["metric_id"]):
+            rows.append(finding(LENS, metric, "perception_index", "not_assessable",
+                                detail=f"Fewer than {anon} people answered about {metric}: "
+                                       "not shown, to protect anonymity."))
     for r in index.itertuples(index=False):
         rows.append(finding(LENS, r.metric_id, "perception_index", "info", value=r.index,
                             ci_low=r.ci_low, ci_high=r.ci_high, n=r.n,
@@ -1082,3 +1107,118 @@ def perception_findings(survey: pd.DataFrame, *, thresholds=None, settings=None)
                                                ranked.itertuples(index=False)),
                             detail=f"Most comments about {metric} are about {top.replace('_', ' ')}."))
     return make_findings(rows)
+
+
+def audit_findings(audit) -> pd.DataFrame:
+    """The perception lens's complete Findings for an :class:`audit_lib.context.Audit`.
+
+    What ``03_perception`` saves; register metrics the survey does not ask about (or
+    every metric, when no survey was supplied) get a ``not_assessable`` index row.
+    """
+    params = audit.params
+    register = audit.register
+    survey = audit.survey
+    metric_ids = [str(m) for m in register[Register.METRIC_ID]] if register is not None else []
+    if survey is None or not len(survey):
+        return make_findings(
+            finding(LENS, m, "perception_index", "not_assessable",
+                    detail="No staff survey was supplied (inputs.survey in the params file).")
+            for m in metric_ids)
+    found = perception_findings(survey, thresholds=params.thresholds, settings=params.perception)
+    asked = set(survey_metrics(survey))
+    missing = [finding(LENS, m, "perception_index", "not_assessable",
+                       detail=f"The staff survey has no questions about {m}.")
+               for m in metric_ids if m not in asked]
+    return make_findings([*found.to_dict("records"), *missing])
+
+
+# ---------------------------------------------------------------------------
+# presentation helpers for the notebook (plain text, rounded tables)
+# ---------------------------------------------------------------------------
+def metric_names(register: pd.DataFrame | None) -> dict[str, str]:
+    """metric_id -> the register's display name."""
+    if register is None or Register.NAME not in register.columns:
+        return {}
+    return {str(m): str(n) if isinstance(n, str) and n.strip() else str(m)
+            for m, n in zip(register[Register.METRIC_ID], register[Register.NAME])}
+
+
+def headcount(agent_signatures: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Agents per team seen in the contacts (``team, agents``), for response rates."""
+    if agent_signatures is None or Survey.TEAM not in agent_signatures.columns:
+        return None
+    counts = agent_signatures.dropna(subset=[Survey.TEAM]).groupby(Survey.TEAM).size()
+    return counts.rename("agents").reset_index()
+
+
+def index_display(index: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
+    """The index table with metric names, rounded, for a report."""
+    names = names or {}
+    out = pd.DataFrame({
+        "metric": [names.get(m, m) for m in index["metric_id"]],
+        "respondents": index["n"],
+        "index (1-5)": index[_INDEX].round(2),
+        "95% interval": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(index["ci_low"], index["ci_high"])],
+        "alpha": index["alpha"].round(2),
+        "alpha 95% interval": [f"{lo:.2f} to {hi:.2f}"
+                               for lo, hi in zip(index["alpha_low"], index["alpha_high"])],
+        "weakest item (alpha without it)": [f"{w} ({a:.2f})" if w else "" for w, a in
+                                            zip(index["weakest_item"], index["alpha_if_dropped"])],
+    })
+    return out.sort_values("index (1-5)", kind="mergesort").reset_index(drop=True)
+
+
+def gaps_display(gaps: pd.DataFrame, names: dict | None = None) -> pd.DataFrame:
+    """The staff vs manager table with metric names, rounded, for a report."""
+    names = names or {}
+    return pd.DataFrame({
+        "metric": [names.get(m, m) for m in gaps["metric_id"]],
+        "staff index": gaps["mean_staff"].round(2), "managers index": gaps["mean_managers"].round(2),
+        "gap (managers - staff)": gaps["gap"].round(2),
+        "rank-biserial r": gaps["r"].round(2),
+        "r 95% interval": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(gaps["r_low"], gaps["r_high"])],
+        "p (Holm)": gaps["p_holm"].map(lambda p: f"{p:.2g}"),
+        "clear gap": gaps["severity"].isin(["medium", "high"]).map({True: "yes", False: "no"}),
+    })
+
+
+def summary_text(findings: pd.DataFrame, names: dict | None = None) -> str:
+    """A plain-language reading of the perception findings (for a director)."""
+    names = names or {}
+    f = findings[findings["lens"] == LENS]
+
+    def nm(m):
+        return names.get(m, m)
+
+    lines = []
+    idx = f[(f["check"] == "perception_index") & (f["severity"] == "info")].sort_values(
+        ["value", "metric_id"], kind="mergesort")
+    if len(idx):
+        low, high = idx.iloc[0], idx.iloc[-1]
+        lines.append(f"- Least favourably seen: {nm(low.metric_id)} ({low.value:.1f} out of 5); "
+                     f"most favourably: {nm(high.metric_id)} ({high.value:.1f} out of 5). "
+                     "3 is neutral.")
+    flagged_rows = f[f["severity"].isin(["medium", "high"])]
+    for r in flagged_rows[flagged_rows["check"] == "staff_manager_gap"].itertuples(index=False):
+        who = "Managers" if r.label == "managers higher" else "Staff"
+        lines.append(f"- {who} think much better of {nm(r.metric_id)} than the other group does "
+                     f"(rank-biserial r = {r.value:+.2f}): the people who set the target and the "
+                     "people who live with it see it differently.")
+    for check, text in (("team_difference", "Teams disagree about {m}."),
+                        ("perceived_pressure", "Most staff feel pushed to hit {m} even when it is "
+                                               "not right for the customer."),
+                        ("perceived_gaming", "Most staff have seen {m} worked around to hit the "
+                                             "target.")):
+        for r in flagged_rows[flagged_rows["check"] == check].itertuples(index=False):
+            lines.append("- " + text.format(m=nm(r.metric_id)))
+    themes = f[(f["check"] == "comment_themes") & (f["label"] != "")]
+    if len(themes):
+        parts = [f"{nm(r.metric_id)}: {r.label.replace('_', ' ')}" for r in themes.itertuples(index=False)]
+        lines.append("- Main theme of the comments per metric: " + "; ".join(parts) + ".")
+    if not len(flagged_rows):
+        lines.append("- No clear problem stands out in how staff see the metrics.")
+    unreliable = f[(f["check"] == "index_reliability") & (f["severity"] == "low")]
+    if len(unreliable):
+        lines.append("- For " + ", ".join(nm(m) for m in unreliable["metric_id"]) + " the statements "
+                     "do not hang together, so read the single statements, not the index.")
+    return "\n".join(lines)
