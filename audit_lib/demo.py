@@ -453,7 +453,7 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     resolution = np.full(n, np.nan, dtype=f32)
     ne = int(email.sum())
     first_reply[email] = closed_wait[email] + _lognormal(rng, 1200.0, 0.8, ne)
-    resolution[email] = first_reply[email] + _lognormal(rng, 13 * 3600.0, 1.0, ne)
+    resolution[email] = first_reply[email] + _lognormal(rng, 22 * 3600.0, 1.0, ne)
     if plan.hollow:
         # a "we're on it" reply within a minute that does not move the case on
         hollow = email & (rng.random(n, dtype=f32) < 0.40)
@@ -462,9 +462,9 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
         resolution[hollow] = _lognormal(rng, 70 * 3600.0, 0.45, nh)
     nc = int(chat.sum())
     first_reply[chat] = _lognormal(rng, 50.0, 0.7, nc)
-    escalated = rng.random(nc, dtype=f32) < 0.12
+    escalated = rng.random(nc, dtype=f32) < 0.20
     resolution[chat] = handle[chat] + first_reply[chat] + np.where(
-        escalated, _lognormal(rng, 5 * 3600.0, 0.8, nc), f32(0))
+        escalated, _lognormal(rng, 8 * 3600.0, 0.8, nc), f32(0))
     # backlog weeks resolve slower (agent-week and team-week strain)
     resolution = resolution * np.exp(0.3 * z + 0.2 * zt)
     first_reply = np.rint(first_reply)
