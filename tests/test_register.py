@@ -592,6 +592,31 @@ def test_demo_audit_register_lens_with_data(demo_audit):
         rg.overall_values(demo_audit.table("centre_week"))["aht"][0])
 
 
+def test_null_demo_register_lens_flags_the_same_register_problems(null_demo_audit):
+    """Register problems are properties of the register, not of the data: the null centre's
+    register lens flags exactly the same planted problems."""
+    f = rg.audit_findings(null_demo_audit)
+    got = flagged(f)
+    assert set(zip(got[F.METRIC_ID], got[F.CHECK])) == set(expected_register(1))
+
+
+def test_every_finding_explains_itself():
+    rows = clean_rows() + [
+        metric("AHT_TEAM", "aht", 60, "higher", purpose="To measure AHT", owner="", incentive="bonus",
+               counterbalance="NOPE", review="2020-01-01"),
+        metric("OCC", "occupancy", None, "", purpose="", incentive="")]
+    cw = pd.DataFrame({"week": WEEKS, "aht": [350.0, 370.0], "aht__n": [10, 10]})
+    f = run(rows, kpi_values=cw, available_kpis=["aht", "csat", "transfer_rate"])
+    assert (f[F.DETAIL].str.len() > 10).all()
+    problems = f[~f[F.SEVERITY].isin(("ok",))]
+    assert (problems[F.EVIDENCE].str.len() > 0).all(), problems[problems[F.EVIDENCE] == ""][[F.METRIC_ID, F.CHECK]]
+    # the messy row trips every governance check at once
+    assert {c for m, c in flags(f) if m == "AHT_TEAM"} >= {
+        "purpose_restates_metric", "owner_missing", "target_direction_conflict", "target_implausible",
+        "surrogation_risk", "counterbalance_unknown", "counterbalance_missing", "duplicate_metric",
+        "review_stale"}
+
+
 # --- the notebook ------------------------------------------------------------------------------
 
 NOTEBOOK = ROOT / "notebooks" / "01_register.ipynb"
@@ -611,6 +636,13 @@ def test_notebook_is_thin():
     for cell in code:
         assert not re.search(r"^\s*(def|class|for|while)\b", cell.source, flags=re.M), cell.source
     assert any("save_findings" in c.source for c in code)
+
+
+def test_notebook_parameters_are_documented_for_papermill():
+    import papermill as pm
+    params = pm.inspect_notebook(str(NOTEBOOK))
+    assert set(params) == {"params_path", "run_dir"}
+    assert all(p["help"] for p in params.values())
 
 
 @pytest.mark.slow
