@@ -16,6 +16,7 @@ the same declarations.
 """
 from __future__ import annotations
 
+import bisect
 import codecs
 import csv
 import datetime as dt
@@ -240,7 +241,6 @@ class _Source:
             for p in np.asarray(positions, dtype=np.int64):
                 row = first + offset + int(p)
                 if skipped:
-                    import bisect
                     prev = -1
                     while prev != row:      # shift past rows the reader skipped before this one
                         prev = row
@@ -277,7 +277,8 @@ def _find_bad_bytes(path: Path, encoding: str) -> tuple[int, bytes] | None:
 
 
 def _encoding_fix(table: str, path: Path) -> str:
-    sample = path.read_bytes()[: 1 << 20]
+    with open(path, "rb") as fh:
+        sample = fh.read(1 << 20)
     guess = "latin-1"
     if any(0x80 <= b <= 0x9F for b in sample):     # bytes only Windows-1252 gives meaning to
         guess = "cp1252"
@@ -317,7 +318,9 @@ class _CsvSource(_Source):
         raise _ReadFailure
 
     def open(self) -> list[str]:
-        if self.path.stat().st_size == 0 or not self.path.read_bytes()[:4096].strip():
+        with open(self.path, "rb") as fh:
+            start = fh.read(4096)
+        if not start.strip():
             self.col.add("empty_file", "", "the file is empty (no header, no data)",
                          "export the table again; the file must start with a header row")
             raise _ReadFailure
@@ -433,12 +436,10 @@ class _XlsxSource(_Source):
 
     def batches(self, columns: list[str]) -> Iterator[pa.RecordBatch]:
         data = self._rows[self.header_row:]
-        width = len(self.columns)
         arrays = []
         for name in columns:
             i = self.columns.index(name)
             arrays.append(_excel_column([row[i] if i < len(row) else None for row in data]))
-        del width
         yield pa.RecordBatch.from_arrays(arrays, names=columns)
 
 
@@ -762,8 +763,11 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
         src.open()
         mapping = _resolve_columns(spec, inp, src, col)
         _unused_columns(spec, src, mapping, col)
-        if any(p.table == "contacts" and p.reason in ("missing_column", "header_not_found") for p in report.errors):
+        if any(p.table == "contacts" and p.reason == "header_not_found" for p in report.errors):
             return None
+        # with a required column missing the table is unusable, but the other columns are still
+        # checked so that one run of validate lists every problem
+        unusable = any(p.table == "contacts" and p.reason == "missing_column" for p in report.errors)
         client_cols = [mapping[f.name] for f in spec.fields if f.name in mapping]
         parsed_batches = []
         offset = 0
@@ -820,7 +824,7 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
                 "export the contacts of the audit period again", count=0)
         return None
     _contacts_table_checks(spec, contacts, parsed_batches, col, params, con)
-    return contacts
+    return None if unusable else contacts
 
 
 def _composed(rows_of, positions):
@@ -871,14 +875,11 @@ def _contact_values(spec, table: pa.Table, col: _Collector, rows_of, params) -> 
 
 def _contacts_table_checks(spec, contacts: pa.Table, parsed, col: _Collector, params, con) -> None:
     """Checks that need the whole table: duplicate ids, empty and sparse columns."""
-    ids = contacts.column(Contact.CONTACT_ID)
-    con.register("contact_ids", pa.table({"id": ids}))
-    try:
-        dup = con.sql("SELECT id, count(*) AS n FROM contact_ids WHERE id IS NOT NULL GROUP BY id "
-                      "HAVING count(*) > 1 ORDER BY id").to_arrow_table()
-    finally:
-        con.unregister("contact_ids")
-    if dup.num_rows:
+    dup = None
+    if Contact.CONTACT_ID in contacts.column_names:
+        ids = contacts.column(Contact.CONTACT_ID)
+        dup = _duplicate_ids(ids, con)
+    if dup is not None and dup.num_rows:
         n_rows = int(pc.sum(dup.column("n")).as_py())
         mask = pc.is_in(ids, value_set=dup.column("id").combine_chunks())
         rows = _rows_across(parsed, mask)
@@ -906,6 +907,34 @@ def _contacts_table_checks(spec, contacts: pa.Table, parsed, col: _Collector, pa
             col.add("mostly_missing", name, f"{missing:,} of {total:,} contacts ({missing / total:.1%}) have no "
                     "value", "check the export; rows without it are left out of the KPIs that need it",
                     count=missing, warning=True, canonical=f.name)
+
+
+def _duplicate_ids(ids, con) -> pa.Table:
+    """Ids appearing more than once, with their counts (columns ``id``, ``n``), sorted by id.
+
+    Grouping tens of millions of strings needs a large hash table; instead the ids are hashed
+    to 64 bits (8 bytes each), sorted in place, and only ids whose hash repeats are compared
+    exactly. Equal ids always share a hash, so nothing is missed; a hash collision between
+    different ids is filtered out by the exact comparison.
+    """
+    con.register("contact_ids", pa.table({"id": ids}))
+    try:
+        hashes = con.sql("SELECT hash(id) AS h FROM contact_ids WHERE id IS NOT NULL").fetchnumpy()["h"]
+        hashes = np.asarray(hashes, dtype=np.uint64)
+        hashes.sort()
+        repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        del hashes
+        if not len(repeated):
+            return pa.table({"id": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+        con.register("repeated_hashes", pa.table({"h": pa.array(repeated, pa.uint64())}))
+        try:
+            return con.sql("SELECT id, count(*) AS n FROM contact_ids WHERE hash(id) IN "
+                           "(SELECT h FROM repeated_hashes) AND id IS NOT NULL GROUP BY id "
+                           "HAVING count(*) > 1 ORDER BY id").to_arrow_table()
+        finally:
+            con.unregister("repeated_hashes")
+    finally:
+        con.unregister("contact_ids")
 
 
 def _rows_across(parsed, mask) -> list[int]:
@@ -1088,7 +1117,8 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
     if Survey.ROLE in parsed:
         parsed[Survey.ROLE] = _map_values(parsed[Survey.ROLE], schemas.ROLE_SYNONYMS)
     items, comments = [], []
-    known_metrics = set(register[Register.METRIC_ID].dropna()) if register is not None else None
+    known_metrics = (set(register[Register.METRIC_ID].dropna())
+                     if register is not None and Register.METRIC_ID in register.columns else None)
     unknown_metric: dict[str, list[str]] = {}
     labels = {" ".join(k.lower().split()): v for k, v in params.perception.labels.items()}
     for canonical, client in sorted(mapping.items(), key=lambda kv: list(mapping.values()).index(kv[1])):
@@ -1113,7 +1143,7 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
             unknown_metric.setdefault(metric, []).append(client)
     for metric, clients in sorted(unknown_metric.items()):
         close = difflib.get_close_matches(metric, sorted(known_metrics), n=1)
-        col.add("unknown_metric", ", ".join(map(repr, clients[:3])) + (" ..." if len(clients) > 3 else ""),
+        col.add("unknown_metric", ", ".join(clients[:3]) + (" ..." if len(clients) > 3 else ""),
                 f"{len(clients)} survey column(s) ask about metric {metric!r}, which is not in the register "
                 f"({Path(params.inputs.register.path).name})",
                 (f"did you mean {close[0]!r}? " if close else "")

@@ -475,3 +475,23 @@ def test_demo_client_validates_without_errors(demo_params):
     report = report_for(demo_params)
     assert report.ok, report.format()
     assert report.rows["contacts"] > 100_000 and report.rows["register"] == 12
+
+
+def test_missing_column_does_not_hide_the_other_problems(tmp_path):
+    data = [{k: v for k, v in r.items() if k != "channel"} for r in rows("contacts")]
+    data[2]["csat"] = "0"
+    report = report_for(write_client(tmp_path, contacts=data))
+    assert only(report, "missing_column").column == "'channel'"
+    assert only(report, "out_of_range").rows == [4]
+    assert report.tables["contacts"] is None
+
+
+def test_blank_required_values_in_small_tables(tmp_path):
+    register = rows("register")
+    register[1]["metric_id"] = ""
+    survey = rows("survey")
+    survey[2]["respondent_id"] = " "
+    report = report_for(write_client(tmp_path, register=register, survey=survey))
+    missing = {p.file.rsplit("/", 1)[-1]: p for p in report.errors if p.reason == "missing_value"}
+    assert missing["register.csv"].rows == [3] and "'metric_id'" in missing["register.csv"].column
+    assert missing["survey.csv"].rows == [4] and "'respondent_id'" in missing["survey.csv"].column
