@@ -556,7 +556,7 @@ def _pairing_rows(reg, library, out):
                    "It has no target or incentive, so the risk is lower.")
             suggest = f" Natural counter-measures: {natural_txt}." if natural_txt else ""
             out.append(finding(LENS, m, "counterbalance_missing", sev, label="missing",
-                               evidence=f"counterbalance = {_quote(row[R.COUNTERBALANCE])}; target = "
+                               evidence=f"counterbalance = {_quote(row[R.COUNTERBALANCE]) if refs else 'none named'}; target = "
                                         f"{'set' if has_target else 'none'}; incentive_link = "
                                         f"{incentive or 'not recorded'}",
                                detail=f"{name} has no counter-measure: no paired metric would show the harm "
