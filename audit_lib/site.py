@@ -137,13 +137,18 @@ def _safe_href(href: str) -> str:
     return esc(text)
 
 
-def _fmt_num(x, digits: int = 3) -> str:
+def _fmt_num(x) -> str:
+    """A number as a reader expects it: thousands separated, no scientific notation."""
     if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
         return ""
     x = float(x)
-    if x.is_integer() and abs(x) < 1e12:
+    if x.is_integer() and abs(x) < 1e15:
         return f"{int(x):,}"
-    return f"{x:.{digits}g}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:,.1f}"
+    return f"{x:.3f}"
 
 
 def _humanise(check: str) -> str:
@@ -308,17 +313,38 @@ def _comparison_block(comparison: dict | None, heading: bool = True) -> str:
                 parts.append(f"<h3>{esc(title)} ({len(df)})</h3>{table}")
     pc = comparison.get("perception")
     if isinstance(pc, pd.DataFrame) and len(pc):
-        parts.append("<h3>Staff perception index (1–5)</h3>" + _table(
-            pc, [(F.METRIC_ID, "Metric"), ("previous", "Before"), ("current", "Now"), ("change", "Change"),
-                 ("ci_low", "95% interval from"), ("ci_high", "to")],
-            numeric=("previous", "current", "change", "ci_low", "ci_high")))
+        pc = pc.assign(_interval=[_interval_text(lo, hi) for lo, hi in zip(pc["ci_low"], pc["ci_high"])],
+                       _verdict=[_change_text(lo, hi) for lo, hi in zip(pc["ci_low"], pc["ci_high"])])
+        two = {c: (lambda v, r: esc(f"{v:.2f}" if pd.notna(v) else "")) for c in ("previous", "current")}
+        two["change"] = lambda v, r: esc(f"{v:+.2f}" if pd.notna(v) else "")
+        parts.append("<h3>Staff perception index (1 = unfavourable, 5 = favourable)</h3>"
+                     '<p class="note">A change counts as real when its 95% interval does not include zero.</p>'
+                     + _table(pc, [(F.METRIC_ID, "Metric"), ("previous", "Before"), ("current", "Now"),
+                                   ("change", "Change"), ("_interval", "95% interval"), ("_verdict", "Real change?")],
+                              raw=two))
     kt = comparison.get("kpi_trend")
     if isinstance(kt, pd.DataFrame) and len(kt):
-        cols = [(c, str(c)) for c in kt.columns]
+        cols = [(c, {F.METRIC_ID: "Metric", "change": "Change"}.get(str(c), str(c))) for c in kt.columns]
         parts.append("<h3>KPI values by quarter</h3>" + _table(
             kt, cols, numeric=tuple(c for c in kt.columns if c != F.METRIC_ID and c != "name")))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _interval_text(lo, hi) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return "not available"
+    return f"{lo:+.2f} to {hi:+.2f}"
+
+
+def _change_text(lo, hi) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return "cannot tell"
+    if lo > 0:
+        return "yes, better"
+    if hi < 0:
+        return "yes, worse"
+    return "no clear change"
 
 
 def _sections_block(sections: list[dict]) -> str:

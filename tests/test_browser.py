@@ -66,6 +66,7 @@ class Browser:
         if session:
             msg["sessionId"] = self.session
         self.ws.send(json.dumps(msg))
+        self.ws.settimeout(60)  # wait_for/drain shorten it; a command reply may take a while (screenshots)
         while True:
             reply = json.loads(self.ws.recv())
             if reply.get("id") == self._id:
