@@ -369,7 +369,10 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
             cum = np.cumsum(agents.roster[d])
             agent[lo:hi] = np.minimum(np.searchsorted(cum / cum[-1], u[lo:hi], side="right"), N_AGENTS - 1)
     team = agents.team[agent]
-    is_agent = lambda ids: np.isin(agent, [_agent_index(a) for a in ids])  # noqa: E731
+
+    def is_agent(ids) -> np.ndarray:
+        return np.isin(agent, [_agent_index(a) for a in ids])
+
     beacon = team == TEAMS.index("Beacon")
     comet = team == TEAMS.index("Comet")
 
