@@ -285,8 +285,8 @@ def _event_handlers(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def hostile_demo_report(tmp_path_factory):
-    """The demo client with hostile text in every free-text field of the register and in survey
-    comments, run through the full runner (`kpi-audit run`)."""
+    """The demo client with hostile text in every free-text field of the register, in survey comments,
+    teams and tenure bands, and in the contacts' team names, run through the full runner (`kpi-audit run`)."""
     from audit_lib import demo, report
     base = tmp_path_factory.mktemp("hostile_demo")
     params = demo.generate(base, contacts=20_000)
@@ -302,7 +302,16 @@ def hostile_demo_report(tmp_path_factory):
     survey = pd.read_csv(survey_path, dtype=str, keep_default_na=False)
     for col in [c for c in survey.columns if c.endswith("__comment")]:
         survey[col] = [f"Target pressure {HOSTILE_FIELDS[j % 3]}" for j in range(len(survey))]
+    # team names are client text too: they reach scopes, tables and chart labels
+    team = {t: f"{t} {HOSTILE_FIELDS[2]}" for t in ("Atlas", "Beacon", "Comet", "Delta")}
+    for col in ("team", "tenure_band"):
+        if col in survey:
+            survey[col] = [team.get(v, f"{v} {HOSTILE_FIELDS[1]}" if v else v) for v in survey[col]]
     survey.to_csv(survey_path, index=False)
+    contacts_path = base / "contacts.csv"
+    contacts = pd.read_csv(contacts_path, dtype=str, keep_default_na=False)
+    contacts["team"] = contacts["team"].map(lambda v: team.get(v, v))
+    contacts.to_csv(contacts_path, index=False)
     return report.run(params, quiet=True)
 
 
