@@ -86,6 +86,7 @@ __all__ = [
     "normalise_register", "purpose_assessment", "parse_counterbalance", "overall_values",
     "check_register", "current_vs_target", "audit_findings", "register_overview", "flagged_table",
     "tension_matrix", "target_tracking", "format_value", "current_table", "formula_variants",
+    "flag_summary",
 ]
 
 LENS = "register"
@@ -963,6 +964,21 @@ def flagged_table(findings: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"Metric": df[F.METRIC_ID], "Problem": df[F.CHECK].map(lambda c: CHECK_TITLES.get(c, c)),
                          "Severity": df[F.SEVERITY], "What it means": df[F.DETAIL],
                          "Evidence": df[F.EVIDENCE]}).reset_index(drop=True)
+
+
+def flag_summary(findings: pd.DataFrame) -> pd.DataFrame:
+    """One row per flagged register problem: problem, severity, how many metrics, which ones.
+
+    Deterministic (sorted by severity, then problem), for the headline cell of the notebook.
+    """
+    df = findings[(findings[F.LENS] == LENS) & findings[F.SEVERITY].isin(("medium", "high"))]
+    rows = []
+    for (check, sev), grp in df.groupby([F.CHECK, F.SEVERITY], sort=True):
+        ids = sorted(set(grp[F.METRIC_ID]))
+        rows.append({"Problem": CHECK_TITLES.get(check, check), "Severity": sev, "Metrics": len(ids),
+                     "Which": ", ".join(ids), "_r": 0 if sev == "high" else 1})
+    out = pd.DataFrame(rows, columns=["Problem", "Severity", "Metrics", "Which", "_r"])
+    return out.sort_values(["_r", "Problem"], kind="mergesort").drop(columns="_r").reset_index(drop=True)
 
 
 def tension_matrix(register: pd.DataFrame, library: KpiLibrary) -> pd.DataFrame:

@@ -548,6 +548,17 @@ def test_flagged_table_lists_only_flagged_register_rows():
     assert table["Problem"].iloc[0] == "No purpose stated"
 
 
+def test_flag_summary_counts_metrics_per_problem():
+    f = run(with_change("AHT", purpose="", incentive="bonus") + [
+        metric("AHT2", "aht", 360, "lower", counterbalance="REPEAT", incentive="recognition")])
+    summary = rg.flag_summary(f)
+    assert list(summary.columns) == ["Problem", "Severity", "Metrics", "Which"]
+    assert summary.iloc[0]["Severity"] == "high"
+    pay = summary[(summary["Problem"] == rg.CHECK_TITLES["surrogation_risk"]) & (summary["Severity"] == "high")]
+    assert pay.iloc[0]["Which"] == "AHT" and pay.iloc[0]["Metrics"] == 1
+    assert summary["Metrics"].sum() == len(flagged(f))
+
+
 def test_format_value():
     assert rg.format_value(360, "seconds") == "360 s"
     assert rg.format_value(3600, "seconds") == "60.0 min"
