@@ -347,12 +347,17 @@ def _change_text(lo, hi) -> str:
     return "no clear change"
 
 
+def _card_text(text: str) -> str:
+    from . import scorecard  # imported late: scorecard does not depend on site
+    return scorecard.brief(text, limit=220)
+
+
 def _sections_block(sections: list[dict]) -> str:
     if not sections:
         return ""
     cards = "".join(
         f'<div class="card"><h3><a href="{_safe_href(s.get("href", ""))}">{esc(s.get("title", ""))}</a></h3>'
-        f'<div class="note">{esc(s.get("summary", ""))}</div></div>' for s in sections)
+        f'<div class="note">{esc(_card_text(s.get("summary", "")))}</div></div>' for s in sections)
     return f'<section id="sections"><h2>The four lenses in detail</h2><div class="cards">{cards}</div></section>'
 
 

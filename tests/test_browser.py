@@ -252,6 +252,9 @@ def test_print_pdf(chromium, hostile_report, tmp_path):
     data = out.read_bytes()
     assert data[:5] == b"%PDF-" and len(data) > 5000
     assert data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 1
+    from audit_lib import cli
+    assert cli.main(["pdf", str(hostile_report), "--out", str(tmp_path / "cli.pdf")]) == 0
+    assert (tmp_path / "cli.pdf").read_bytes()[:5] == b"%PDF-"
 
 
 # ----------------------------------------------------------------------------- the real report, end to end
@@ -333,3 +336,17 @@ def test_real_report_in_a_browser(browser, hostile_demo_report):
         _check_page(browser, hostile_demo_report / href, f"report_{Path(href).stem}.png", expect_hostile=False)
     out = pdf.print_pdf(hostile_demo_report, hostile_demo_report.parent / "report.pdf")
     assert out.read_bytes()[:5] == b"%PDF-"
+
+
+def test_print_pdf_explains_what_is_missing(tmp_path, monkeypatch):
+    from audit_lib.errors import RunError
+    with pytest.raises(RunError, match="holds no index.html"):
+        pdf.print_pdf(tmp_path)
+    (tmp_path / "index.html").write_text("<html></html>")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("KPI_AUDIT_CHROMIUM", raising=False)
+    with pytest.raises(RunError, match=r"No Chromium found.*apt-get install -y chromium"):
+        pdf.print_pdf(tmp_path)
+    monkeypatch.setenv("KPI_AUDIT_CHROMIUM", str(tmp_path / "nope"))
+    with pytest.raises(RunError, match="KPI_AUDIT_CHROMIUM=.*not an executable"):
+        pdf.find_chromium()
