@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import platform
+import queue
 import re
 import secrets
 import shutil
@@ -65,6 +66,7 @@ __all__ = ["run", "NOTEBOOK_PATTERN", "notebooks_in", "execution_plan", "strip_e
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TEMP_PREFIX = ".run-"
+_SOCKET_PREFIX = "kpa-"  # kernel socket folders in the system temp dir: kpa-<runner pid>-<random>
 _SLUG_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PERIOD_OK = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
 _VERSIONED = ("pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "pyarrow", "duckdb", "pandera",
@@ -117,16 +119,33 @@ def strip_external(page: str) -> str:
 
 
 _export_lock = threading.Lock()
+_exporter_instance = None
+
+
+def _exporter():
+    """One HTML exporter per process: its templates compile once (callers hold ``_export_lock``)."""
+    global _exporter_instance
+    if _exporter_instance is None:
+        from nbconvert import HTMLExporter
+        exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                                exclude_output_prompt=True, embed_images=True)
+        exporter.log.setLevel(logging.ERROR)
+        _exporter_instance = exporter
+    return _exporter_instance
+
+
+def _warm_up() -> None:
+    """Import nbconvert/papermill and compile the HTML templates while the inputs are validated."""
+    with contextlib.suppress(Exception):
+        import papermill  # noqa: F401
+        from nbformat.v4 import new_code_cell, new_notebook
+        notebook_to_html(new_notebook(cells=[new_code_cell("1")]), "warm-up")
 
 
 def notebook_to_html(nb, title: str = "", back_href: str = "index.html") -> str:
     """Render an executed notebook to self-contained HTML: code hidden, figures embedded, no CDN."""
-    from nbconvert import HTMLExporter
     with _export_lock:  # the exporter's template environment is not meant to be shared across threads
-        exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                                exclude_output_prompt=True, embed_images=True)
-        exporter.log.setLevel(logging.ERROR)
-        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or "report"}})
+        body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": title or "report"}})
     if back_href:
         link = (f'<p style="margin:1rem 2rem;font-family:sans-serif"><a href="{html_mod.escape(back_href)}">'
                 "&larr; Back to the report summary</a></p>")
@@ -161,6 +180,11 @@ def cleanup_stale(client_dir: str | Path) -> list[Path]:
     """Remove temporary run folders left by killed runs (their process no longer exists)."""
     client_dir = Path(client_dir)
     removed = []
+    # kernel socket folders of runners that were killed (named after the runner's pid)
+    for p in Path(tempfile.gettempdir()).glob(f"{_SOCKET_PREFIX}*"):
+        m = re.match(rf"{_SOCKET_PREFIX}(\d+)-", p.name)
+        if m and p.is_dir() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
     if not client_dir.is_dir():
         return removed
     for p in client_dir.iterdir():
@@ -245,10 +269,19 @@ class _Kernels:
             if pid:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
+            if getattr(km, "socket_dir", None):
+                shutil.rmtree(km.socket_dir, ignore_errors=True)
 
 
 def _engine_classes():
-    """A papermill engine that starts each kernel with this interpreter, IPC transport, an env and a log."""
+    """Papermill engine and kernel manager: this interpreter, IPC sockets, reusable kernels.
+
+    ``AuditEngine`` accepts a kernel manager (``km``) that may already run a kernel: it then
+    executes the notebook in that kernel and leaves it running for the next notebook, after a
+    silent ``setup_code`` that resets the namespace, the working folder and the notebook name.
+    Reusing two kernels for the whole run saves importing pandas, SciPy, statsmodels and
+    matplotlib once per notebook (the bulk of a notebook's time on small data).
+    """
     from ipykernel.kernelspec import RESOURCES, get_kernel_dict
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
@@ -269,46 +302,115 @@ def _engine_classes():
             self.transport = "ipc"  # local sockets: no TCP port, nothing to eavesdrop on
             # sockets in a private, short folder (a socket path must stay under ~100 characters;
             # the default would drop them into the kernel's working folder)
-            self.socket_dir = tempfile.mkdtemp(prefix="kpa-")
+            self.socket_dir = tempfile.mkdtemp(prefix=f"{_SOCKET_PREFIX}{os.getpid()}-")
             os.chmod(self.socket_dir, 0o700)
             self.ip = os.path.join(self.socket_dir, "k")
+
+    class AuditClient(PapermillNotebookClient):
+        setup_code = ""
+
+        def papermill_execute_cells(self):
+            if self.setup_code:
+                msg_id = self.kc.execute(self.setup_code, silent=True, store_history=False)
+                reply = self.wait_for_reply(msg_id)
+                if reply is None or reply["content"].get("status") != "ok":
+                    content = (reply or {}).get("content", {})
+                    raise RuntimeError(f"kernel setup failed: {content.get('ename', '')}: {content.get('evalue', '')}")
+            super().papermill_execute_cells()
 
     class AuditEngine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
                                      stderr_file=None, start_timeout=60, execution_timeout=None,
-                                     kernel_env=None, kernel_log=None, registry=None, **kwargs):
+                                     km=None, launch=None, setup_code="", **kwargs):
             kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
-            km = IpcKernelManager(kernel_name=kernel_name or "python3")
             final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
                                  kernel_name=kernel_name, log_output=False, km=km)
-            client = PapermillNotebookClient(nb_man, **final)
+            client = AuditClient(nb_man, **final)
+            client.setup_code = setup_code
             client.log.setLevel(logging.ERROR)
-            launch = {"env": {**os.environ, **(kernel_env or {})}}
-            if kernel_log is not None:
-                launch["stdout"] = kernel_log
-                launch["stderr"] = kernel_log
-            if registry is not None:
-                registry.add(km)
             try:
-                return client.execute(**launch)
+                # launch options (env, log files) only matter when the kernel is not running yet
+                return client.execute(**(launch or {}))
             finally:
-                if registry is not None:
-                    registry.remove(km)
-                shutil.rmtree(km.socket_dir, ignore_errors=True)
+                if client.kc is not None:
+                    client.kc.stop_channels()
 
-    return AuditEngine
+    return AuditEngine, IpcKernelManager
 
 
 _ENGINE = "kpi-audit"
 _engine_lock = threading.Lock()
+_KM_CLASS = None
 
 
-def _register_engine() -> None:
+def _register_engine():
+    """Register the engine with papermill once; return the kernel manager class."""
+    global _KM_CLASS
     from papermill.engines import papermill_engines
     with _engine_lock:
-        if _ENGINE not in getattr(papermill_engines, "_engines", {}):
-            papermill_engines.register(_ENGINE, _engine_classes())
+        if _KM_CLASS is None:
+            engine, _KM_CLASS = _engine_classes()
+            papermill_engines.register(_ENGINE, engine)
+    return _KM_CLASS
+
+
+# Run silently in a reused kernel before each notebook: a fresh namespace, matplotlib settings
+# as the kernel started with, default pandas options, the notebook's folder and name.
+_SETUP = """\
+get_ipython().run_line_magic("reset", "-f")
+import os as _kpa_os, warnings as _kpa_w
+import matplotlib as _kpa_m, matplotlib.pyplot as _kpa_plt, pandas as _kpa_pd
+_kpa_plt.close("all")
+if not hasattr(_kpa_m, "_kpa_rc"):
+    _kpa_m._kpa_rc = _kpa_m.rcParams.copy()
+else:
+    _kpa_m.rcParams.update(_kpa_m._kpa_rc)
+with _kpa_w.catch_warnings():
+    _kpa_w.simplefilter("ignore")
+    _kpa_pd.reset_option("all")
+_kpa_os.environ["KPI_AUDIT_NOTEBOOK"] = {stem!r}
+_kpa_os.environ["JPY_SESSION_NAME"] = {path!r}
+_kpa_os.chdir({folder!r})
+get_ipython().execution_count = 1
+get_ipython().run_line_magic("reset", "-f")
+"""
+
+
+class _Kernel:
+    """One reusable kernel, owned by one worker thread (started on first use)."""
+
+    def __init__(self, number: int, work: Path, registry: "_Kernels"):
+        self.number, self.work, self.registry = number, work, registry
+        self.km = None
+        self.log = None
+
+    def manager(self, first_nb: Path):
+        if self.km is None:
+            km_class = _register_engine()
+            self.km = km_class(kernel_name="python3")
+            logs = self.work / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self.log = open(logs / f"kernel-{self.number}.log", "a", encoding="utf-8")  # noqa: SIM115
+            self.registry.add(self.km)
+        env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem, "JPY_SESSION_NAME": str(first_nb),
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+        return self.km, {"env": env, "stdout": self.log, "stderr": self.log}
+
+    def stop(self) -> None:
+        """Shut the kernel down (from the owning thread) and remove its sockets and log handle."""
+        km, self.km = self.km, None
+        if km is not None:
+            with contextlib.suppress(Exception):
+                from jupyter_core.utils import run_sync
+                if km.has_kernel:
+                    run_sync(km.shutdown_kernel)(now=True)
+            self.registry.remove(km)
+            shutil.rmtree(km.socket_dir, ignore_errors=True)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 # ----------------------------------------------------------------------------- one notebook
@@ -337,33 +439,29 @@ def _cell_number(nb, index: int) -> tuple[int, str]:
     return n, first
 
 
-def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, registry: _Kernels) -> None:
+def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kernel: _Kernel) -> None:
     import papermill as pm
-    _register_engine()
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = {"KPI_AUDIT_NOTEBOOK": nb_path.stem, "JPY_SESSION_NAME": str(nb_path),
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    with open(logs / f"{nb_path.stem}.kernel.log", "w", encoding="utf-8") as log:
-        pm.execute_notebook(
-            str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
-            engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
-            kernel_env=env, kernel_log=log, registry=registry)
+    km, launch = kernel.manager(nb_path)
+    setup = _SETUP.format(stem=nb_path.stem, path=str(nb_path), folder=str(nb_path.parent))
+    pm.execute_notebook(
+        str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
+        engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
+        km=km, launch=launch, setup_code=setup)
 
 
-def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, registry: _Kernels) -> _Result:
+def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, kernel: _Kernel) -> _Result:
     import nbformat
     res = _Result(nb_path)
     t0 = time.perf_counter()
     executed = work / "executed" / nb_path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _execute(nb_path, executed, params_path, work, registry)
+        _execute(nb_path, executed, params_path, work, kernel)
     except BaseException as exc:  # noqa: BLE001 - reported to the main thread
         res.error = exc
+        kernel.stop()  # never reuse a kernel whose notebook failed
     res.seconds = time.perf_counter() - t0
-    if registry.stopping.is_set():
+    if kernel.registry.stopping.is_set():
         return res
     res.executed = executed if executed.exists() else None
     if res.error is None and res.executed is not None:
@@ -450,46 +548,64 @@ def _check_target(params) -> tuple[Path, Path]:
     return client_dir, report_dir
 
 
+class _Worker(threading.Thread):
+    """Runs notebooks one after another in its own reusable kernel."""
+
+    def __init__(self, number: int, results: "queue.Queue", args: tuple, registry: _Kernels):
+        super().__init__(name=f"notebooks-{number}", daemon=True)
+        self.inbox: queue.Queue = queue.Queue()
+        self.results = results
+        self.args = args
+        self.kernel = _Kernel(number, args[2], registry)
+
+    def run(self) -> None:
+        try:
+            while True:
+                nb = self.inbox.get()
+                if nb is None:
+                    return
+                report_dir, params_path, work = self.args
+                self.results.put((self, _run_one(nb, report_dir, params_path, work, self.kernel)))
+        finally:
+            self.kernel.stop()
+
+
 def _run_stages(stages, report_dir, params_path, work, registry, parallel, progress) -> list[_Result]:
-    """Execute the stages; inside a stage up to two notebooks at once. Stop at the first failure."""
+    """Execute the stages in order; inside a stage up to two notebooks at once. Stop at the first failure."""
     results: list[_Result] = []
-    width = 2 if parallel else 1
-    for stage in stages:
-        pending = list(stage)
-        running: dict[Path, threading.Thread] = {}
-        done: dict[Path, _Result] = {}
-        lock = threading.Lock()
-        finished = threading.Event()
-
-        def worker(p: Path):
-            r = _run_one(p, report_dir, params_path, work, registry)
-            with lock:
-                done[p] = r
-            finished.set()
-
-        failed = False
-        while pending or running:
-            while pending and len(running) < width and not failed:
-                p = pending.pop(0)
-                t = threading.Thread(target=worker, args=(p,), name=f"nb-{p.stem}", daemon=True)
-                running[p] = t
-                t.start()
-            if not running:
+    done: queue.Queue = queue.Queue()
+    workers = [_Worker(i + 1, done, (report_dir, params_path, work), registry) for i in range(2 if parallel else 1)]
+    for w in workers:
+        w.start()
+    failed = False
+    try:
+        for stage in stages:
+            pending = list(stage)
+            idle = list(workers)
+            busy = 0
+            while (pending and not failed) or busy:
+                while pending and idle and not failed:
+                    idle.sort(key=lambda w: w.kernel.km is None)  # a warm kernel first
+                    idle.pop(0).inbox.put(pending.pop(0))
+                    busy += 1
+                try:
+                    worker, r = done.get(timeout=0.2)  # short waits keep signals responsive
+                except queue.Empty:
+                    continue
+                busy -= 1
+                idle.append(worker)
+                results.append(r)
+                mark = "✓" if r.error is None else "✗"
+                progress(f"  {mark} {r.path.stem:<22} {r.seconds:6.1f} s")
+                failed = failed or r.error is not None
+            if failed:
                 break
-            finished.wait(0.2)
-            finished.clear()
-            with lock:
-                for p in [p for p in running if p in done]:
-                    running.pop(p)
-                    r = done[p]
-                    results.append(r)
-                    if r.error is None:
-                        progress(f"  ✓ {p.stem:<22} {r.seconds:6.1f} s")
-                    else:
-                        progress(f"  ✗ {p.stem:<22} {r.seconds:6.1f} s")
-                        failed = True
-        if failed:
-            break
+    finally:
+        for w in workers:
+            w.inbox.put(None)
+        if not registry.stopping.is_set():
+            for w in workers:
+                w.join(timeout=30)
     return results
 
 
@@ -529,6 +645,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     client_dir, report_dir = _check_target(params)
     progress(f"Audit {getattr(params, 'client', '')} · {report_dir.name} → {report_dir}")
 
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     t = time.perf_counter()
     validation = context.validate_inputs(params)
     timings["validate"] = round(time.perf_counter() - t, 3)

@@ -1,0 +1,253 @@
+"""``kpi-audit run`` end to end: files, offline HTML, privacy, determinism, failure and kill safety.
+
+The full run uses the project's notebooks on a freshly generated demo client. Failure, kill and
+slug tests use a small notebook folder (the overview plus a planted failing or slow notebook) so
+they stay fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from audit_lib import demo, report
+from audit_lib.errors import ParamsError, RunError
+from audit_lib.params import load_params
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+EXTERNAL = re.compile(r"<script\b[^>]*\bsrc\s*=|<link\b[^>]*\bhref\s*=", re.IGNORECASE)
+RAW_AGENT = re.compile(r"\bAG\d{3}\b")
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _notebook(cells: list[str], title: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=[new_markdown_cell(f"# {title}")])
+    nb.cells.append(new_code_cell('params_path: str = "../params/demo.yaml"  # the audit\'s params file\n'
+                                  'run_dir: str = ""  # run folder', metadata={"tags": ["parameters"]}))
+    nb.cells.extend(new_code_cell(src) for src in cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _small_notebooks(folder: Path, extra: dict[str, list[str]] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(NOTEBOOKS / "00_overview.ipynb", folder / "00_overview.ipynb")
+    for name, cells in (extra or {}).items():
+        nbformat.write(_notebook(cells, name), folder / f"{name}.ipynb")
+    return folder
+
+
+OPEN = "from audit_lib.context import open_audit\naudit = open_audit(params_path, run_dir)"
+
+
+@pytest.fixture(scope="module")
+def demo_client(tmp_path_factory) -> Path:
+    return demo.generate(tmp_path_factory.mktemp("report_demo"))
+
+
+@pytest.fixture(scope="module")
+def published(demo_client) -> Path:
+    return report.run(demo_client, quiet=True)
+
+
+def _fake_previous(params_path: Path) -> tuple[Path, dict]:
+    """A previous report in place (any content): it must survive failed or killed runs byte for byte."""
+    target = Path(load_params(params_path).report_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "index.html").write_text("<p>previous report</p>", encoding="utf-8")
+    (target / "findings.json").write_text("[]\n", encoding="utf-8")
+    return target, _tree_bytes(target)
+
+
+def test_run_publishes_every_expected_file(published, demo_client):
+    names = {p.name for p in published.iterdir()}
+    assert {"index.html", "findings.json", "findings.xlsx", "run.json"} <= names
+    for nb in report.notebooks_in(NOTEBOOKS):
+        assert f"{nb.stem}.html" in names and nb.name in names
+    # nothing private or temporary in the shareable folder, nothing half-written beside it
+    assert not {"prepared", "work", "findings", "inputs"} & names
+    client_dir = published.parent
+    assert not [p for p in client_dir.iterdir() if p.name.startswith((report.TEMP_PREFIX, ".old-"))]
+    restricted = client_dir / ".restricted"
+    assert (restricted / "pseudonym.key").exists()
+    agents = (restricted / f"{published.name}-agents.csv").read_text().splitlines()
+    assert agents[0] == "agent_id,pseudonym" and len(agents) == 61
+
+
+def test_html_opens_offline(published):
+    pages = sorted(published.glob("*.html"))
+    assert len(pages) >= 2
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not EXTERNAL.search(text), f"{page.name} loads an external script or stylesheet"
+    overview = (published / "00_overview.html").read_text(encoding="utf-8")
+    assert "Content-Security-Policy" in overview
+    assert "data:image/png;base64" in overview  # figures embedded
+    assert "open_audit" not in overview          # code hidden
+
+
+def test_no_raw_agent_ids_in_shareable_files(published):
+    for path in published.iterdir():
+        if path.suffix in (".html", ".json", ".ipynb"):
+            found = RAW_AGENT.findall(path.read_text(encoding="utf-8"))
+            assert not found, f"{path.name} shows raw agent ids {sorted(set(found))[:5]}"
+
+
+def test_run_json_has_provenance(published, demo_client):
+    meta = json.loads((published / "run.json").read_text(encoding="utf-8"))
+    params = load_params(demo_client)
+    contacts = Path(params.inputs.contacts.path)
+    assert meta["inputs"]["contacts"]["sha256"] == hashlib.sha256(contacts.read_bytes()).hexdigest()
+    assert set(meta["inputs"]) == {"register", "contacts", "survey", "outcomes"}
+    assert {"pandas", "duckdb", "papermill", "python"} <= set(meta["versions"])
+    t = meta["timings"]
+    assert {"validate", "prepare", "notebooks", "total"} <= set(t)
+    assert set(t["per_notebook"]) == {p.stem for p in report.notebooks_in(NOTEBOOKS)}
+    assert meta["period"] == "2026-Q3"
+
+
+def test_findings_json_is_byte_identical_across_runs(published, demo_client):
+    first = (published / "findings.json").read_bytes()
+    again = report.run(demo_client, quiet=True)
+    assert again == published
+    assert (again / "findings.json").read_bytes() == first
+    rows = json.loads(first)
+    assert {r["lens"] for r in rows} >= {"overview"}
+    assert not [p for p in again.parent.iterdir() if p.name.startswith((report.TEMP_PREFIX, ".old-"))]
+
+
+def test_failing_notebook_keeps_previous_report(tmp_path):
+    params = demo.generate(tmp_path / "client")
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_fail": [OPEN, "x = 1\nraise ValueError('planted failure')"]})
+    previous, snapshot = _fake_previous(params)
+    with pytest.raises(RunError) as info:
+        report.run(params, notebooks_dir=nbs, quiet=True)
+    msg = str(info.value)
+    assert "01_fail.ipynb" in msg and "cell 4" in msg and "x = 1" in msg
+    assert "ValueError: planted failure" in msg
+    assert _tree_bytes(previous) == snapshot
+    failed = sorted(previous.parent.glob(f"{previous.name}.failed-*"))
+    assert len(failed) == 1
+    page = (failed[0] / "01_fail.html").read_text(encoding="utf-8")
+    assert "planted failure" in page and not EXTERNAL.search(page)
+    assert not [p for p in previous.parent.iterdir() if p.name.startswith(report.TEMP_PREFIX)]
+
+
+def _start_run(params: Path, nbs: Path) -> subprocess.Popen:
+    code = ("import sys; from audit_lib import report; "
+            "report.run(sys.argv[1], notebooks_dir=sys.argv[2], quiet=True)")
+    return subprocess.Popen([sys.executable, "-c", code, str(params), str(nbs)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_slow_notebook(client_dir: Path, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = list(client_dir.glob(f"{report.TEMP_PREFIX}*/work/executed/01_slow.ipynb"))
+        if logs:
+            time.sleep(1.5)  # let the slow cell start
+            return logs[0]
+        time.sleep(0.2)
+    raise AssertionError("the run never reached the slow notebook")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_leaves_nothing_half_written(tmp_path, sig):
+    params = demo.generate(tmp_path / "client")
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, "import time\ntime.sleep(120)"]})
+    previous, snapshot = _fake_previous(params)
+    proc = _start_run(params, nbs)
+    try:
+        _wait_for_slow_notebook(previous.parent)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    leftovers = [p.name for p in previous.parent.iterdir() if p.name.startswith((report.TEMP_PREFIX, ".old-"))]
+    assert leftovers == []
+    assert _tree_bytes(previous) == snapshot
+
+
+def test_killed_run_leaves_only_a_hidden_folder_that_the_next_run_removes(tmp_path):
+    params = demo.generate(tmp_path / "client")
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, "import time\ntime.sleep(120)"]})
+    previous, snapshot = _fake_previous(params)
+    proc = _start_run(params, nbs)
+    try:
+        _wait_for_slow_notebook(previous.parent)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = [p for p in previous.parent.iterdir() if p.name.startswith(report.TEMP_PREFIX)]
+    assert left and all(p.name.startswith(".") for p in left)
+    assert _tree_bytes(previous) == snapshot
+    assert report.cleanup_stale(previous.parent) == left
+    assert not [p for p in previous.parent.iterdir() if p.name.startswith(report.TEMP_PREFIX)]
+
+
+def test_client_slug_cannot_leave_the_reports_folder(tmp_path):
+    params = demo.generate(tmp_path / "client")
+    text = params.read_text(encoding="utf-8")
+    params.write_text(re.sub(r"(?m)^client: .*$", "client: ../../x", text), encoding="utf-8")
+    p = load_params(params)
+    out = report.run(params, notebooks_dir=_small_notebooks(tmp_path / "nbs"), quiet=True)
+    out.resolve().relative_to(p.output_path.resolve())  # raises when outside
+    assert out.parent.name == "x" and (out / "index.html").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
+
+
+def test_unsafe_report_target_is_refused(tmp_path):
+    class Fake:
+        report_dir = tmp_path / "reports" / ".." / "2026-Q3"
+        source = tmp_path / "p.yaml"
+    with pytest.raises(ParamsError, match="safe slug"):
+        report._check_target(Fake())
+
+
+def test_strip_external_removes_cdn_tags():
+    page = ('<html><head><script src="https://cdn.example/require.js"></script>'
+            '<link rel="stylesheet" href="https://cdn.example/x.css">'
+            '<script type="text/x-mathjax-config">MathJax.Hub.Config({});</script>'
+            '<SCRIPT SRC="//cdn.example/MathJax.js?config=TeX"></SCRIPT></head><body>ok</body></html>')
+    out = report.strip_external(page)
+    assert not EXTERNAL.search(out) and "ok" in out and "Content-Security-Policy" in out
+
+
+def test_scorecard_runs_last():
+    paths = [Path(n) for n in ("00_overview.ipynb", "01_register.ipynb", "05_scorecard.ipynb", "02_behaviour.ipynb")]
+    stages = report.execution_plan(paths)
+    assert [p.name for p in stages[-1]] == ["05_scorecard.ipynb"]
+    assert Path("05_scorecard.ipynb") not in stages[0]
+
+
+def test_console_shows_progress_but_no_kernel_warnings(tmp_path):
+    params = demo.generate(tmp_path / "client")
+    nbs = _small_notebooks(tmp_path / "nbs")
+    proc = subprocess.run([sys.executable, "-c", "import sys; from audit_lib import report; "
+                           "report.run(sys.argv[1], notebooks_dir=sys.argv[2])", str(params), str(nbs)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "[1/5] validate" in proc.stdout and "00_overview" in proc.stdout and "[5/5] published" in proc.stdout
+    assert proc.stderr.strip() == "", proc.stderr
+    assert "without encryption" not in proc.stdout + proc.stderr
