@@ -405,3 +405,67 @@ def test_null_demo_flags_no_gap(null_demo_audit):
                               settings=null_demo_audit.params.perception)
     assert not (flagged(f)[Finding.CHECK] == "staff_manager_gap").any()
     assert flagged(f).empty
+
+
+# ---------------------------------------------------------------------------
+# anonymity of every perception output, over random survey shapes (hypothesis)
+# ---------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _random_survey(team_sizes, manager_share, skip, seed):
+    rng = np.random.default_rng(seed)
+    teams = np.repeat([f"Team{chr(65 + i)}x" for i in range(len(team_sizes))], team_sizes)
+    n = len(teams)
+    roles = np.where(rng.random(n) < manager_share, "manager", "agent")
+    out = {Survey.RESPONDENT_ID: [f"R{i}" for i in range(n)], Survey.ROLE: roles, Survey.TEAM: teams}
+    for metric in ("AHT", "FCR"):
+        level = rng.normal(3, 1, n)
+        for item in ITEM_BANK:
+            v = np.clip(np.rint(level + rng.normal(0, 0.7, n)), 1, 5)
+            v[rng.random(n) < skip] = np.nan
+            out[P.item_column(metric, item)] = v
+    return pd.DataFrame(out)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(team_sizes=st.lists(st.integers(1, 14), min_size=2, max_size=5),
+       manager_share=st.sampled_from([0.0, 0.1, 0.3]), skip=st.sampled_from([0.0, 0.1, 0.3]),
+       seed=st.integers(0, 10 ** 6), threshold=st.integers(3, 6))
+def test_no_perception_output_reveals_a_small_team(team_sizes, manager_share, skip, seed, threshold):
+    survey = _random_survey(team_sizes, manager_share, skip, seed)
+    sizes = survey[Survey.TEAM].value_counts()
+    plan = P.anonymity.survey_guard(survey, Survey.TEAM, threshold)
+    small = set(sizes[sizes < threshold].index)
+    assert small <= plan["hide"]
+    if plan["hide"]:
+        # the survey-wide hidden set cannot be recovered from the respondent total
+        assert len(plan["hide"]) >= 2 or len(plan["hide"]) == len(sizes)
+        assert sizes[list(plan["hide"])].sum() >= threshold or len(plan["hide"]) == len(sizes)
+    tables = [P.response_rates(survey, threshold=threshold)]
+    tables += [P.team_index(survey, m, threshold=threshold) for m in ("AHT", "FCR")]
+    for table in tables:
+        shown = set(table[Survey.TEAM]) - {"total"}
+        assert not shown & plan["hide"], "a team hidden survey-wide appears in a table"
+        count_col = "respondents" if "respondents" in table.columns else "n"
+        assert (table.loc[table[Survey.TEAM] != "total", count_col] >= threshold).all()
+    teams = P.team_differences(survey, threshold=threshold)
+    named = set(teams["highest"]) | set(teams["lowest"])
+    assert not named & plan["hide"]
+    crosstab = P.team_role_counts(survey, threshold=threshold)
+    if len(crosstab):
+        assert not set(crosstab.index) & plan["hide"]
+    findings = P.perception_findings(survey, thresholds=SimpleThresholds(threshold))
+    text = " ".join(findings[[Finding.SCOPE, Finding.LABEL, Finding.EVIDENCE, Finding.DETAIL]]
+                    .astype(str).to_numpy().ravel())
+    assert not any(team in text for team in plan["hide"])
+    # the staff vs manager comparison only exists when both groups pass the guard
+    gaps = P.staff_manager_gaps(survey, threshold=threshold)
+    assert (gaps["n_staff"] >= threshold).all() and (gaps["n_managers"] >= threshold).all()
+
+
+class SimpleThresholds:
+    def __init__(self, anonymity):
+        self.anonymity = anonymity
+        self.comments_anonymity = max(10, anonymity)
