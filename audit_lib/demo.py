@@ -475,8 +475,13 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     first_reply = np.rint(first_reply)
     resolution = np.rint(resolution)
     horizon = DAYS * 86400
-    resolution[(t + np.nan_to_num(resolution, nan=0) >= horizon) | ((email | chat) & (rng.random(n, dtype=f32) < 0.015))] = np.nan
-    first_reply[t + np.nan_to_num(first_reply, nan=0) >= horizon] = np.nan
+    # the export is taken two weeks after the quarter: cases still open then have no resolution
+    # time, and a few cases were closed without one being recorded
+    extracted = horizon + 14 * 86400
+    still_open = t + np.nan_to_num(resolution, nan=0) >= extracted
+    resolution[still_open | ((email | chat) & (rng.random(n, dtype=f32) < 0.015))] = np.nan
+    first_reply[t + np.nan_to_num(first_reply, nan=0) >= extracted] = np.nan
+    del still_open
     del closed_wait, sod
 
     # --- follow-up demand: which contacts bring the same customer back, and when ----------------------
