@@ -549,7 +549,7 @@ def _interval_change(cur: pd.Series, prev: pd.Series) -> tuple[float, float, flo
 
 
 def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_period: str = "",
-                     current_period: str = "") -> dict:
+                     current_period: str = "", history: list[tuple[str, pd.DataFrame]] | None = None) -> dict:
     """What changed since the previous audit.
 
     Findings are matched on ``(lens, metric_id, check, scope)``; only flagged findings
@@ -561,7 +561,9 @@ def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_per
         ``previous_period``, ``current_period``, ``counts`` (dict), ``verdict_changes``
         (metric_id, previous, current), ``new``, ``resolved``, ``persisting`` (Findings rows;
         resolved rows are last quarter's), ``perception`` (metric_id, previous, current,
-        change, ci_low, ci_high), ``kpi_trend`` (metric_id, one column per period, change).
+        change, ci_low, ci_high), ``kpi_trend`` (metric_id, one column per period, oldest first,
+        and change = current - previous). ``history`` adds older quarters to the KPI trend:
+        ``[(period, findings), ...]`` oldest first.
     """
     cur, prev = _flag_keyed(current), _flag_keyed(previous)
     cols = [c for c in F.ALL if c not in F.KEY]
@@ -602,9 +604,14 @@ def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_per
 
     kc, kp = kpi_rows(current), kpi_rows(previous)
     pl, cl = previous_period or "previous", current_period or "current"
-    trend = [{"metric_id": m, pl: float(kp[m]), cl: float(kc[m]), "change": float(kc[m] - kp[m])}
-             for m in sorted(set(kc.index) & set(kp.index))]
-    kpi_trend = pd.DataFrame(trend, columns=["metric_id", pl, cl, "change"])
+    older = [(str(label), kpi_rows(df)) for label, df in (history or []) if str(label) not in (pl, cl)]
+    trend = []
+    for m in sorted(set(kc.index) & set(kp.index)):
+        row = {"metric_id": m}
+        row.update({label: float(values[m]) if m in values.index else math.nan for label, values in older})
+        row.update({pl: float(kp[m]), cl: float(kc[m]), "change": float(kc[m] - kp[m])})
+        trend.append(row)
+    kpi_trend = pd.DataFrame(trend, columns=["metric_id", *[label for label, _ in older], pl, cl, "change"])
     return {"previous_period": previous_period, "current_period": current_period,
             "counts": {"new": len(new), "resolved": len(resolved), "persisting": len(persisting),
                        "verdict_changes": len(verdict_changes)},
@@ -612,12 +619,37 @@ def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_per
             "perception": perception, "kpi_trend": kpi_trend}
 
 
-def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path,
-                          current_period: str = "") -> dict:
+def _read_report(folder: Path) -> tuple[str, pd.DataFrame, Path | None]:
+    """(period, findings, its own previous folder or None) of a published report folder."""
+    path = folder / "findings.json"
+    if not path.is_file():
+        raise RunError(f"previous report {folder} has no findings.json; set `previous:` in the params "
+                       "file to a published report folder (reports/<client>/<period>) or to null.")
+    try:
+        found = read_json(path)
+    except (ValueError, json.JSONDecodeError, KeyError) as exc:
+        raise RunError(f"cannot read {path}: {exc}; it must be a findings.json written by kpi-audit run.") from exc
+    period, earlier = folder.name, None
+    run_json = folder / "run.json"
+    if run_json.is_file():
+        try:
+            meta = json.loads(run_json.read_text(encoding="utf-8"))
+            params = meta.get("params") or {}
+            period = str(meta.get("period") or params.get("period") or period)
+            earlier = Path(params["previous"]) if params.get("previous") else None
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return period, found, earlier
+
+
+def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path, current_period: str = "",
+                          max_quarters: int = 8) -> dict:
     """:func:`compare_quarters` against a previous report folder (its ``findings.json``).
 
     The previous period is read from the folder's ``run.json`` (key ``period``, or
-    ``params.period``) and otherwise taken from the folder name.
+    ``params.period``) and otherwise taken from the folder name. The KPI trend follows
+    the chain of earlier reports (each ``run.json``'s ``params.previous``) back to
+    ``max_quarters`` quarters in all; an earlier report that is gone ends the chain.
 
     Raises
     ------
@@ -625,23 +657,18 @@ def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path,
         When the folder or its ``findings.json`` is missing or unreadable.
     """
     previous_dir = Path(previous_dir)
-    path = previous_dir / "findings.json"
-    if not path.is_file():
-        raise RunError(f"previous report {previous_dir} has no findings.json; set `previous:` in the params "
-                       "file to a published report folder (reports/<client>/<period>) or to null.")
-    try:
-        prev = read_json(path)
-    except (ValueError, json.JSONDecodeError, KeyError) as exc:
-        raise RunError(f"cannot read {path}: {exc}; it must be a findings.json written by kpi-audit run.") from exc
-    period = previous_dir.name
-    run_json = previous_dir / "run.json"
-    if run_json.is_file():
+    period, prev, earlier = _read_report(previous_dir)
+    history, seen = [], {previous_dir.resolve()}
+    while earlier is not None and len(history) + 2 < max_quarters and earlier.resolve() not in seen:
+        seen.add(earlier.resolve())
         try:
-            meta = json.loads(run_json.read_text(encoding="utf-8"))
-            period = str(meta.get("period") or (meta.get("params") or {}).get("period") or period)
-        except (ValueError, AttributeError):
-            pass
-    return compare_quarters(findings, prev, previous_period=period, current_period=current_period)
+            label, found, earlier_next = _read_report(earlier)
+        except RunError:
+            break
+        history.insert(0, (label, found))
+        earlier = earlier_next
+    return compare_quarters(findings, prev, previous_period=period, current_period=current_period,
+                            history=history)
 
 
 def compare_for_audit(audit, findings: pd.DataFrame) -> dict | None:

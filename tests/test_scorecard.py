@@ -351,3 +351,26 @@ def test_findings_to_save_adds_only_computed_lenses(quarter1):
                               rows)
     assert set(out[F.LENS]) == {"behaviour", "scorecard"}
     assert len(out) == len(rows) + int((quarter1[F.LENS] == "behaviour").sum())
+
+
+def test_kpi_trend_follows_the_chain_of_reports(quarter1, tmp_path):
+    def kpi(value):
+        return make_findings([finding("register", "AHT", "current_vs_target", "medium", value=value,
+                                      threshold=360.0)])
+    folders = {}
+    for i, (period, value) in enumerate((("2026-Q1", 400.0), ("2026-Q2", 390.0), ("2026-Q3", 380.0))):
+        folder = tmp_path / period
+        write_json(kpi(value), folder / "findings.json")
+        prev = str(folders[i - 1]) if i else None
+        (folder / "run.json").write_text(json.dumps({"period": period, "params": {"previous": prev}}))
+        folders[i] = folder
+    cmp = sc.compare_with_previous(kpi(370.0), folders[2], current_period="2026-Q4")
+    trend = cmp["kpi_trend"]
+    assert list(trend.columns) == ["metric_id", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4", "change"]
+    assert trend.iloc[0, 1:].tolist() == [400.0, 390.0, 380.0, 370.0, -10.0]
+    # a shorter chain when asked, and a missing earlier report simply ends it
+    assert list(sc.compare_with_previous(kpi(370.0), folders[2], "2026-Q4", max_quarters=3)["kpi_trend"]
+                .columns) == ["metric_id", "2026-Q2", "2026-Q3", "2026-Q4", "change"]
+    import shutil
+    shutil.rmtree(folders[0])
+    assert list(sc.compare_with_previous(kpi(370.0), folders[2], "2026-Q4")["kpi_trend"].columns)[1] == "2026-Q2"
