@@ -684,7 +684,7 @@ def compare_for_audit(audit, findings: pd.DataFrame) -> dict | None:
 def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[str, str]]:
     """The lenses' Findings for the scorecard: saved ones first, the missing ones computed.
 
-    Reads ``<run_dir>/findings/*.json`` (skipping the scorecard's own rows). For each lens
+    Reads ``<run_dir>/findings/*.json`` (skipping the scorecard's own file). For each lens
     with no saved rows, calls ``audit_lib.<lens>.audit_findings(audit)``.
 
     Returns
@@ -700,7 +700,10 @@ def collect_findings(audit, lenses=JUDGED_LENSES) -> tuple[pd.DataFrame, dict[st
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             df = read_json(path)
-            df = df[df[F.LENS] != "scorecard"]
+            if (df[F.LENS] == "scorecard").any():
+                # the scorecard's own earlier output (verdicts, and lens rows it computed then): never
+                # evidence, and a lens that has run since must not be counted twice
+                continue
             frames.append(df)
     saved = concat(frames) if frames else empty_findings()
     present = set(saved[F.LENS])

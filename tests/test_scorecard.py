@@ -213,8 +213,9 @@ def test_collect_findings_reads_saved_and_reports_missing(quarter1, tmp_path):
     folder = tmp_path / "findings"
     write_json(quarter1[quarter1[F.LENS] == "register"], folder / "01_register.json")
     write_json(quarter1[quarter1[F.LENS] == "behaviour"], folder / "02_behaviour.json")
-    # the scorecard's own saved rows are never read back as evidence
-    write_json(sc.scorecard_findings(quarter1, REGISTER)[2], folder / "05_scorecard.json")
+    # the scorecard's own saved file (its verdicts plus lens rows it computed earlier) is never read back
+    own = pd.concat([sc.scorecard_findings(quarter1, REGISTER)[2], quarter1[quarter1[F.LENS] == "register"]])
+    write_json(own, folder / "05_scorecard.json")
     audit = SimpleNamespace(run_dir=str(tmp_path))
     got, status = sc.collect_findings(audit, lenses=("register", "behaviour"))
     assert status == {"register": "saved", "behaviour": "saved"}
