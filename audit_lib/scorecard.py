@@ -566,12 +566,10 @@ def compare_quarters(current: pd.DataFrame, previous: pd.DataFrame, previous_per
         ``[(period, findings), ...]`` oldest first.
     """
     cur, prev = _flag_keyed(current), _flag_keyed(previous)
-    cols = [c for c in F.ALL if c not in F.KEY]
     new = cur.loc[cur.index.difference(prev.index, sort=False)].reset_index()[list(F.ALL)]
     resolved = prev.loc[prev.index.difference(cur.index, sort=False)].reset_index()[list(F.ALL)]
     persisting = cur.loc[cur.index.intersection(prev.index, sort=False)].reset_index()[list(F.ALL)]
     new, resolved, persisting = (make_findings(d.to_dict("records")) for d in (new, resolved, persisting))
-    del cols
 
     def verdicts(df):
         v = df[(df[F.LENS] == "scorecard") & (df[F.CHECK] == "verdict")]
