@@ -206,7 +206,9 @@ class _Collector:
     def flush(self) -> None:
         for (canonical, reason), acc in self._acc.items():
             examples = ", ".join(repr(_plain(v)) for v in acc["examples"])
-            message = acc["message"].format(n=acc["count"], examples=examples or "(blank)")
+            # plain replacement, not str.format: client values in the message may hold braces
+            message = acc["message"].replace("{n:,}", f"{acc['count']:,}").replace("{examples}",
+                                                                                  examples or "(blank)")
             self.add(reason, self.names.get(canonical, canonical), message, acc["fix"], count=acc["count"],
                      rows=acc["rows"], warning=acc["warning"], canonical=canonical)
         self._acc.clear()
@@ -341,27 +343,27 @@ class _CsvSource(_Source):
             bad_rows.append(row.text)
             return "skip"
 
-        header = [c for c in self.columns]
-        reader = pcsv.open_csv(
-            self.path,
-            read_options=pcsv.ReadOptions(encoding=_arrow_encoding(self.encoding), skip_rows=self.header_row,
-                                          column_names=[f"c{i}" for i in range(len(header))],
-                                          block_size=BATCH_BYTES, use_threads=True),
-            parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, ignore_empty_lines=False,
-                                            invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(
-                column_types={f"c{i}": pa.string() for i in range(len(header))},
-                include_columns=[f"c{header.index(c)}" for c in columns],
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
+        header = list(self.columns)
         names = {f"c{header.index(c)}": c for c in columns}
         try:
+            # opening reads the first block already, so it can fail like any later block
+            reader = pcsv.open_csv(
+                self.path,
+                read_options=pcsv.ReadOptions(encoding=_arrow_encoding(self.encoding), skip_rows=self.header_row,
+                                              column_names=[f"c{i}" for i in range(len(header))],
+                                              block_size=BATCH_BYTES, use_threads=True),
+                parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, ignore_empty_lines=False,
+                                                invalid_row_handler=on_invalid),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={f"c{i}": pa.string() for i in range(len(header))},
+                    include_columns=list(names), strings_can_be_null=False, quoted_strings_can_be_null=False),
+            )
             for batch in reader:
                 if bad_rows and not self.skipped:
                     self._locate_bad_rows(len(header))
                 yield pa.RecordBatch.from_arrays(batch.columns, names=[names[n] for n in batch.schema.names])
         except pa.ArrowInvalid as exc:
-            if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            if "utf8" in str(exc).lower() or "decode" in str(exc).lower():
                 self._bad_encoding()
             self.col.add("unreadable_file", "", f"the file cannot be read as CSV: {exc}",
                          f"check inputs.{self.table}.format (delimiter, encoding) and the file's quoting")
