@@ -517,14 +517,15 @@ def reliability_table(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAUL
     return table
 
 
-def likert_counts(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT_THRESHOLD
-                  ) -> pd.DataFrame:
+def likert_counts(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT_THRESHOLD,
+                  names: dict | None = None) -> pd.DataFrame:
     """Answer counts per metric and item **as answered** (for the diverging bars).
 
     Returns a long table ``metric_id, item_id, statement, reverse_keyed, answer (1..5),
     count, n, share``. An item answered by fewer respondents than the threshold is
-    left out.
+    left out. ``names`` (metric_id -> name) is used in the statement text.
     """
+    names = names or {}
     score_items(survey)  # validates the answers
     rows = []
     for metric in survey_metrics(survey):
@@ -536,7 +537,7 @@ def likert_counts(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT_TH
             counts = values.value_counts().reindex(range(1, 6), fill_value=0)
             for answer, count in counts.items():
                 rows.append({"metric_id": metric, "item_id": item,
-                             "statement": ITEM_BANK[item].format(metric=metric),
+                             "statement": ITEM_BANK[item].format(metric=names.get(metric, metric)),
                              "reverse_keyed": item in REVERSE_ITEMS, "answer": int(answer),
                              "count": int(count), "n": n, "share": count / n})
     return pd.DataFrame(rows, columns=["metric_id", "item_id", "statement", "reverse_keyed",
@@ -870,6 +871,8 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
 def team_role_counts(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT_THRESHOLD
                      ) -> pd.DataFrame:
     """Respondents by team x role, guarded as a cross-tabulation (see anonymity)."""
+    if Survey.TEAM not in survey.columns or Survey.ROLE not in survey.columns:
+        return pd.DataFrame()
     frame = pd.DataFrame({Survey.TEAM: survey[Survey.TEAM].astype("string"),
                           Survey.ROLE: _roles(survey)})
     plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
@@ -985,13 +988,14 @@ def quotes(survey: pd.DataFrame, names: Iterable[str] = (), *, per_metric: int =
     return pd.DataFrame(rows, columns=["metric_id", "theme", "quote"])
 
 
-def format_quotes(table: pd.DataFrame) -> str:
+def format_quotes(table: pd.DataFrame, names: dict | None = None) -> str:
     """Quotes as plain text (client text is shown as text, never as HTML)."""
+    names = names or {}
     if table.empty:
         return "No metric has enough comments to quote."
     lines = []
     for metric, grp in table.groupby("metric_id", sort=True):
-        lines.append(f"{metric}")
+        lines.append(f"{names.get(metric, metric)}")
         lines += [f"  [{r.theme}] \"{r.quote}\"" for r in grp.itertuples(index=False)]
     return "\n".join(lines)
 

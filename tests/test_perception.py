@@ -469,3 +469,28 @@ class SimpleThresholds:
     def __init__(self, anonymity):
         self.anonymity = anonymity
         self.comments_anonymity = max(10, anonymity)
+
+
+def test_lens_entry_point_on_the_demo_matches_the_expected_findings(demo_audit, demo_params):
+    """audit_findings(audit) flags exactly the perception findings the demo planted."""
+    import json
+    from pathlib import Path
+    expected = json.loads((Path(demo_params).parent / "expected_findings.json").read_text())
+    planted = {(e["metric_id"], e["check"]) for e in expected["findings"] if e["lens"] == "perception"}
+    assert planted == {("AHT", "staff_manager_gap")}
+    f = P.audit_findings(demo_audit)
+    flags = flagged(f)
+    assert set(zip(flags[Finding.METRIC_ID], flags[Finding.CHECK])) == planted
+    register_ids = set(demo_audit.register["metric_id"])
+    index_rows = f[f[Finding.CHECK] == "perception_index"]
+    assert set(index_rows[Finding.METRIC_ID]) == register_ids
+
+
+def test_surveys_without_teams_or_people_do_not_break_the_lens(survey):
+    no_team = survey.drop(columns=[Survey.TEAM])
+    f = P.perception_findings(no_team)
+    assert (f.loc[f[Finding.CHECK] == "team_difference", Finding.SEVERITY] == "not_assessable").all()
+    assert P.team_role_counts(no_team).empty and P.response_rates(no_team).empty
+    few = P.perception_findings(survey.iloc[:4])
+    assert (few.loc[few[Finding.CHECK] == "perception_index", Finding.SEVERITY] == "not_assessable").all()
+    assert P.likert_counts(survey.iloc[:4]).empty
