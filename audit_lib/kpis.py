@@ -95,6 +95,26 @@ class Unintended(_Strict):
     check: Literal[BEHAVIOUR_CHECKS + (NO_CHECK,)]
     signature: str = Field(min_length=5)
     citation: Citation
+    #: contact column the detector examines (e.g. handle_seconds for bunching under an AHT target)
+    measure: str | None = None
+    #: where bunching is expected: "target" (the register's target) or a Thresholds field name
+    threshold: str | None = None
+
+    @field_validator("measure")
+    @classmethod
+    def _canonical_measure(cls, v):
+        if v is not None and v not in _CONTACT_COLUMNS:
+            raise ValueError(f"measure {v!r} is not a canonical contact column (audit_lib.columns.Contact)")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _known_threshold(cls, v):
+        from .settings import Thresholds
+        if v is not None and v != "target" and v not in Thresholds.model_fields:
+            raise ValueError(f"threshold {v!r} must be 'target' or a thresholds setting "
+                             f"({', '.join(Thresholds.model_fields)})")
+        return v
 
 
 class Formula(_Strict):

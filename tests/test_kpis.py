@@ -189,6 +189,20 @@ def test_non_canonical_column_and_unknown_outcome_are_rejected():
         kpis.parse_library(raw)
 
 
+def test_bunching_says_what_it_measures_and_where():
+    bunching = {k.id: u for k in LIB for u in k.unintended if u.check == "threshold_bunching"}
+    assert bunching["aht"].measure == "handle_seconds" and bunching["aht"].threshold == "target"
+    # service level heaps just under T seconds, not at its 80 % target
+    assert bunching["service_level"].measure == "queue_seconds"
+    assert bunching["service_level"].threshold == "service_level_seconds"
+    raw = raw_library()
+    raw["aht"]["unintended"][0]["measure"] = "Handle Time"
+    raw["aht"]["unintended"][0]["threshold"] = "moon_phase"
+    with pytest.raises(InputDataError) as info:
+        kpis.parse_library(raw)
+    assert "Handle Time" in str(info.value) and "moon_phase" in str(info.value)
+
+
 def test_unknown_key_is_rejected():
     raw = raw_library()
     raw["aht"]["colour"] = "blue"
