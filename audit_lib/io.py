@@ -586,6 +586,17 @@ def _header_search(spec: schemas.TableSpec, inp, src: _Source, col: _Collector) 
                     f"to be on row {number}", f"set inputs.{spec.name}.format.header_row: {number}",
                     rows=[src.header_row])
             return
+    header_cells = [c for c in src.columns if c]
+    if isinstance(src, _CsvSource) and len(header_cells) == 1:
+        # one wide header cell: the file is split on another character
+        for other in (";", "\t", "|", ","):
+            if other != src.fmt.delimiter and header_cells[0].count(other) >= 2:
+                shown = "\\t" if other == "\t" else other
+                col.add("header_not_found", "", f"row {src.header_row} is a single column "
+                        f"{header_cells[0][:60]!r}: the file is separated by {shown!r}, not "
+                        f"{src.fmt.delimiter!r}", f'set inputs.{spec.name}.format.delimiter: "{shown}"',
+                        rows=[src.header_row])
+                return
     if src.row_word == "row":
         col.add("header_not_found", "", f"row {src.header_row} holds none of the expected column names "
                 f"({', '.join(spec.required)})", f"check inputs.{spec.name}.format.header_row and "

@@ -495,3 +495,44 @@ def test_blank_required_values_in_small_tables(tmp_path):
     missing = {p.file.rsplit("/", 1)[-1]: p for p in report.errors if p.reason == "missing_value"}
     assert missing["register.csv"].rows == [3] and "'metric_id'" in missing["register.csv"].column
     assert missing["survey.csv"].rows == [4] and "'respondent_id'" in missing["survey.csv"].column
+
+
+def test_wrong_delimiter_is_named(tmp_path):
+    p = only(report_for(write_client(tmp_path, contacts=csv_bytes(rows("contacts"), delimiter=";"))),
+             "header_not_found")
+    assert p.fix == 'set inputs.contacts.format.delimiter: ";"' and p.rows == [1]
+
+
+@pytest.mark.parametrize("text, seconds", [("0:05:12", 312.0), ("5:12", 312.0), ("75:30", 4530.0),
+                                           ("1:02:03", 3723.0), ("10:00.5", 600.5), ("26:00:00", 93600.0)])
+def test_hms_values(text, seconds):
+    # hand conversions: h*3600 + m*60 + s
+    values, bad = io._parse_duration(pa.array([text]), "hms")
+    assert values.to_pylist() == [seconds] and bad.to_pylist() == [False]
+
+
+def test_hms_round_trip_property():
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.integers(min_value=0, max_value=400_000))
+    def check(total):
+        text = f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+        values, bad = io._parse_duration(pa.array([text]), "hms")
+        assert values.to_pylist() == [float(total)] and not bad.to_pylist()[0]
+    check()
+
+
+def test_messages_name_the_client_column_and_the_canonical_one(tmp_path):
+    contacts = [{("Handle Time" if k == "handle_seconds" else k): v for k, v in r.items()} for r in rows("contacts")]
+    contacts[3]["Handle Time"] = "about 5 min"
+    register = [{("Sens" if k == "direction" else k): v for k, v in r.items()} for r in rows("register")]
+    register[0]["Sens"] = "down"
+    path = write_client(tmp_path, contacts=contacts, register=register, params={"inputs": {
+        "contacts": {"columns": {"Handle Time": "handle_seconds"}},
+        "register": {"columns": {"Sens": "direction"}}}})
+    report = report_for(path)
+    assert only(report, "unparseable_duration").column == "'Handle Time' (handle_seconds)"
+    assert only(report, "unparseable_duration").rows == [5]
+    assert only(report, "invalid_value").column == "'Sens' (direction)"
+    assert "column 'Handle Time' (handle_seconds)" in report.format()
