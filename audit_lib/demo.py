@@ -195,6 +195,7 @@ _REGISTER = [
      "Share of post-contact survey answers of 4 or 5 on a 1-5 scale", "Everyone", "2026-02-02", "csat"),
 ]
 METRIC_IDS = tuple(row[0] for row in _REGISTER)
+_RESOLVE_TARGET = next(row[3] for row in _REGISTER if row[0] == "RESOLVE")   # seconds
 
 
 def register_table(quarter: int = 1) -> pd.DataFrame:
@@ -515,7 +516,7 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     gap = np.where(fu_complaint[src], 0.8 * 86400 + rng.exponential(1.5 * 86400, ns), gap)
     gap = np.where(gap > 6.8 * 86400, rng.uniform(86400, 6.8 * 86400, ns), gap)
     target = t[src] + gap.astype(np.int64)
-    inside = target < horizon          # a follow-up after the end of the export is not in the data
+    inside = target < horizon          # a follow-up after the end of the quarter is not in the export
     src, target = src[inside], target[inside]
     base = np.searchsorted(t, target)
     # the follow-up is one of the contacts starting soon after the target time; the spread keeps
@@ -545,8 +546,8 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     reason = rng.choice(len(_REASON_P), size=n, p=_REASON_P / _REASON_P.sum()).astype(np.int8)
     outage_day = day == _OUTAGE_DAY[quarter.number]
     reason = np.where(outage_day & (rng.random(n, dtype=f32) < 0.45), np.int8(_OUTAGE_REASON), reason)
-    # a follow-up is about the same issue (parents come first in time order, so one pass in order
-    # of chain depth copies the root's reason down the chain)
+    # a follow-up is about the same issue as the contact that started its chain: find each
+    # contact's root by pointer jumping (parents always come earlier, so there are no cycles)
     root = np.where(parent >= 0, parent, np.arange(n))
     while True:
         nxt = root[root]
@@ -560,8 +561,8 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     reason = np.where(complaint, np.int8(_COMPLAINT_REASON), reason)
     reason_missing = rng.random(n, dtype=f32) < 0.02
 
-    # --- customers: a base with heavy-tailed contact propensity; follow-ups keep the root's customer ------
-    # the customer base: occasional callers (most customers), regular callers, and a small pool of
+    # --- customers: follow-ups keep the customer of their chain's root -----------------------------
+    # The customer base: occasional callers (most customers), regular callers, and a small pool of
     # heavy callers (letting agents, business accounts) that contact the centre most weeks. The
     # chance that two unrelated contacts of one customer fall within a week stays near 6 %.
     pools = ((0.70, 2.6), (0.27, 0.3), (0.03, 0.003))   # (share of issues, pool size per contact)
@@ -602,7 +603,7 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     p_top = f32(0.79) + agents.csat[agent].astype(f32)
     if plan.links:
         p_top = p_top - f32(0.07) * z - f32(0.06) * zt
-        p_top = p_top - np.where((email | chat) & (resolution > 172800), f32(0.15), f32(0))
+        p_top = p_top - np.where((email | chat) & (resolution > _RESOLVE_TARGET), f32(0.15), f32(0))
     if plan.selection:
         sel = agent == _agent_index(SURVEY_SELECTION_AGENT)
         p_resp = np.where(sel, f32(0.045), p_resp)
@@ -633,11 +634,9 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     }
 
 
-def _ints(values: np.ndarray, mask=None, type_=pa.int32()) -> pa.Array:
+def _ints(values: np.ndarray, type_=pa.int32()) -> pa.Array:
     """Integer Arrow column from float seconds (NaN -> null)."""
     missing = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.size, bool)
-    if mask is not None:
-        missing = missing | mask
     return pa.array(np.nan_to_num(values, nan=0).astype(np.int64), type=pa.int64(),
                     mask=missing).cast(type_)
 
@@ -670,12 +669,13 @@ def _contacts_table(c: dict, agents: _Agents, quarter: _Quarter, native: bool) -
 
     if native:
         agent, team, channel, reason = (pc.cast(a, pa.string()) for a in (agent, team, channel, reason))
+    client = {canonical: name for name, canonical in CONTACT_COLUMNS.items()}
     cols = {
-        "Contact Ref": ids,
-        "Agent": agent,
+        client[C.CONTACT_ID]: ids,
+        client[C.AGENT_ID]: agent,
         C.TEAM: team,
-        "Start Time": started,
-        "Channel": channel,
+        client[C.STARTED_AT]: started,
+        client[C.CHANNEL]: channel,
         C.CUSTOMER_ID: customer,
         C.REASON: reason,
         C.HANDLE_SECONDS: _ints(c["handle"]),
