@@ -46,8 +46,9 @@ Pairing rules
     * ``contradictory_pair`` (medium, high when both are tied to bonus/discipline): two
       targeted metrics whose KPIs pull against each other (``tensions`` in the KPI library,
       e.g. first reply time against resolution time), and neither has a counterbalance in
-      the register. ``info`` when at least one is paired. One row per metric listing its
-      partners.
+      the register; ``info`` when at least one is paired. Also (medium, whatever the pairing)
+      two metrics of the same KPI targeted in opposite directions. One row per metric listing
+      its partners.
     * ``duplicate_metric`` (medium): a later row computing the same library KPI as an
       earlier one (for custom metrics: the same data column or the same name).
     * ``orphan_not_computable``: the data cannot compute the metric (medium when the KPI is
@@ -583,12 +584,16 @@ def _contradiction_rows(reg, library, paired, out):
     for i, a in enumerate(rows):
         for b in rows[i + 1:]:
             ka, kb = a[R.KPI], b[R.KPI]
-            if ka not in library or kb not in library or ka == kb or not library.is_tension(ka, kb):
-                continue
-            if math.isnan(a[R.TARGET]) or math.isnan(b[R.TARGET]):
+            if math.isnan(a[R.TARGET]) or math.isnan(b[R.TARGET]) or ka not in library or kb not in library:
                 continue
             ma, mb = a[R.METRIC_ID], b[R.METRIC_ID]
-            if mb in paired[ma] or ma in paired[mb]:
+            dirs = {a[R.DIRECTION], b[R.DIRECTION]}
+            if ka == kb and dirs == {"higher", "lower"}:
+                # the same KPI targeted both ways: no counter-measure can reconcile that
+                status = "opposite_targets"
+            elif ka == kb or not library.is_tension(ka, kb):
+                continue
+            elif mb in paired[ma] or ma in paired[mb]:
                 status = "paired_together"
             elif paired[ma] or paired[mb]:
                 status = "managed"
@@ -604,13 +609,18 @@ def _contradiction_rows(reg, library, paired, out):
             out.append(finding(LENS, m, "contradictory_pair", "ok",
                                detail="No other targeted metric in the register pulls against it."))
             continue
-        flagged = [p for p, s in plist if s in ("medium", "high")]
+        flagged = [p for p, s in plist if s in ("medium", "high", "opposite_targets")]
         sev = "high" if any(s == "high" for _, s in plist) else "medium" if flagged else "info"
+        opposite = [p for p, s in plist if s == "opposite_targets"]
         listing = ", ".join(f"{p} ({s.replace('_', ' ')})" for p, s in plist)
         evidence = (f"{m} ({by_id[m][R.KPI]}, {by_id[m][R.DIRECTION] or '?'} is better) against "
                     + "; ".join(f"{p} ({by_id[p][R.KPI]}, {by_id[p][R.DIRECTION] or '?'} is better)"
                                 for p, _ in plist))
-        if flagged:
+        if opposite:
+            detail = (f"{name} and {', '.join(opposite)} are the same KPI with targets in opposite directions "
+                      "(one says higher is better, the other lower). Staff cannot meet both; decide which "
+                      "way is better and retire the other.")
+        elif flagged:
             detail = (f"{name} and {', '.join(flagged)} pull against each other (pushing one the right way "
                       "tends to push the other the wrong way, like speed against resolution), both have "
                       "targets, and neither has a counter-measure. Staff are left to choose which target "

@@ -297,6 +297,19 @@ def test_opposite_pull_with_a_counterbalance_is_not_flagged():
     assert ("FRT", "contradictory_pair") not in flags(f)
 
 
+def test_same_kpi_targeted_in_opposite_directions_is_contradictory_even_when_paired():
+    rows = clean_rows() + [metric("AHT_Q", "aht", 420, "higher", counterbalance="REPEAT",
+                                  purpose="Give customers time so their problem is fixed")]
+    f = run(rows)
+    row = one(f, "AHT_Q", "contradictory_pair")
+    assert row[F.SEVERITY] == "medium" and "opposite directions" in row[F.DETAIL]
+    assert one(f, "AHT", "contradictory_pair")[F.SEVERITY] == "medium"
+    # the same KPI in the same direction is a duplicate, not a contradiction
+    rows[-1][R.DIRECTION] = "lower"
+    f = run(rows)
+    assert one(f, "AHT_Q", "contradictory_pair")[F.SEVERITY] in ("ok", "info")
+
+
 def test_no_tension_without_both_targets():
     f = run(speed_vs_resolution(resolve_target=None))
     assert one(f, "FRT", "contradictory_pair")[F.SEVERITY] == "ok"
