@@ -113,7 +113,8 @@ stat stats statistic statistics dashboard average avg mean
 
 #: words of a bare target statement ("keep X under 300s"), units included
 TARGET_WORDS = frozenset("""
-keep keeps keeping under below above over less more than within hit hitting meet meeting achieve
+keep keeps keeping under below above over less more than within hit hits hitting meet meets met meeting
+achieve achieved attain attained exceeded
 achieving reach reaching stay staying maintain maintaining target targets targeted goal goals
 least most max maximum min minimum get getting bring beat beating exceed exceeding ensure ensuring
 reduce reducing reduced increase increasing increased improve improving improved lower lowering
