@@ -13,8 +13,9 @@ Statistics (each checked against an independent implementation in the tests):
 * **Cronbach's alpha** of the seven items, Feldt 95% interval, alpha if an item is
   dropped (:func:`cronbach_alpha`, :func:`alpha_if_dropped`). Missing answers:
   pairwise covariances by default, listwise on request.
-* **Staff vs manager gap**: Mann-Whitney U (two-sided) on respondent indices of
-  agents vs team leads + managers, rank-biserial correlation
+* **Staff vs manager gap**: Mann-Whitney U (two-sided; normal approximation with
+  tie and continuity corrections) on respondent indices of agents vs team leads +
+  managers, rank-biserial correlation
   ``r = 2 U_managers / (n_staff n_managers) - 1`` (positive: managers rate the metric
   higher) with an analytic 95% interval (Hanley & McNeil 1982 standard error of the
   common-language effect ``A = (r + 1) / 2``, Wald interval on A, mapped back).
@@ -24,15 +25,20 @@ Statistics (each checked against an independent implementation in the tests):
   teams the anonymity guard shows, effect sizes epsilon-squared ``H / (n - 1)`` and
   eta-squared-H ``(H - k + 1) / (n - k)``; Holm across metrics; flagged when the
   adjusted p < 0.05 and eta-squared-H >= 0.06 (medium; high from 0.14).
-* **Perceived pressure / gaming**: share of respondents agreeing (4-5 as answered)
-  with ``pressure`` / ``workaround``, Wilson 95% interval; flagged when even the
-  lower bound is a majority (>= 0.5; high from 2/3).
+* **Perceived pressure / gaming**: share of staff (agents; everyone when the staff
+  group cannot be shown on its own) agreeing (4-5 as answered) with ``pressure`` /
+  ``workaround``, Wilson 95% interval; flagged when even the lower bound is a
+  majority (>= 0.5; high from 2/3).
+* **Index reliability**: ``low`` (a caveat on reading the index, not a problem of the
+  metric, so not flagged) when alpha < ``perception.min_alpha``.
 * **Comments**: themes counted with the keyword dictionary :data:`THEMES`; quotes
   are redacted (e-mail addresses, phone numbers, given names, team names).
 
 Every grouped output goes through :mod:`audit_lib.anonymity`: a group below the
 threshold never appears (nor does a second group that would reveal it by
-subtraction), and no findings row names one.
+subtraction), and no findings row names one. Team-level tables share one
+survey-wide suppression plan (:func:`audit_lib.anonymity.survey_guard`), so every
+table hides the same teams and no two tables can be subtracted from each other.
 """
 from __future__ import annotations
 

@@ -494,3 +494,14 @@ def test_surveys_without_teams_or_people_do_not_break_the_lens(survey):
     few = P.perception_findings(survey.iloc[:4])
     assert (few.loc[few[Finding.CHECK] == "perception_index", Finding.SEVERITY] == "not_assessable").all()
     assert P.likert_counts(survey.iloc[:4]).empty
+
+
+def test_the_lens_does_not_depend_on_pingouin():
+    """pingouin is a test dependency only: importing and running the lens never loads it."""
+    import subprocess
+    import sys
+    code = ("import sys, pandas as pd; from audit_lib import perception, anonymity, plots_perception; "
+            "perception.cronbach_alpha(pd.DataFrame({'a': [1, 2, 3], 'b': [1, 3, 3]})); "
+            "print('pingouin' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
