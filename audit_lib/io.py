@@ -628,6 +628,14 @@ def _text(arr: pa.Array) -> pa.Array:
 
 def _numbers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(float values, mask of non-blank values that are not numbers) from trimmed text."""
+    try:
+        # fast path: a clean column casts in one pass; Arrow also accepts nan/inf, which are not
+        # numbers a client meant, so those fall through to the exact check below
+        values = pc.cast(text, pa.float64())
+        if pc.all(pc.fill_null(pc.is_finite(values), True)).as_py():
+            return values, pa.array(np.zeros(len(text), bool))
+    except pa.ArrowInvalid:
+        pass
     ok = pc.match_substring_regex(text, _NUMBER_RE)
     values = pc.cast(pc.if_else(ok, text, pa.scalar(None, pa.string())), pa.float64())
     bad = pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(ok, False)))
