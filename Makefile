@@ -18,7 +18,7 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/kpi-audit demo --out demo_client
-	$(BIN)/kpi-audit validate params/demo.yaml
+	$(BIN)/kpi-audit run params/demo.yaml
 
 # The browser test needs a local Chromium: install Debian's package when we can (root + apt).
 browser:
@@ -29,8 +29,10 @@ browser:
 	      || echo "warning: could not install chromium; the browser test will say so"; \
 	  else echo "note: chromium not found and cannot be installed here (needs root + apt-get)"; fi; }
 
+# One pytest run: the test suite plus every notebook under nbval (cells marked
+# `# NBVAL_CHECK_OUTPUT` must reproduce their saved output; see tests/sanitize.cfg).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 
 clean:
 	rm -rf $(VENV) reports/*/ demo_client .pytest_cache

@@ -600,6 +600,9 @@ def _run_stages(stages, report_dir, params_path, work, registry, parallel, progr
                 failed = failed or r.error is not None
             if failed:
                 break
+    except BaseException:
+        registry.kill_all()  # interrupted: stop the kernels now, do not wait for their notebooks
+        raise
     finally:
         for w in workers:
             w.inbox.put(None)
