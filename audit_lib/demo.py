@@ -229,7 +229,7 @@ class _Agents:
     transfer: np.ndarray      # base transfer probability
     csat: np.ndarray          # shift of P(CSAT 4-5)
     response: np.ndarray      # CSAT survey response rate
-    roster: np.ndarray = field(default=None)  # (DAYS, agents) scheduling weight, 0 = off
+    roster: np.ndarray = field(default=None)  # (DAYS, 3 day parts, agents) scheduling weight, 0 = off
 
 
 def _agent_index(agent_id: str) -> int:
@@ -265,7 +265,18 @@ def _agents(seed: int, quarter: _Quarter) -> _Agents:
     roster[rq.random((DAYS, N_AGENTS)) < 0.02] = 0.0
     for w in range(WEEKS):
         roster[w * 7 + 6] = roster[w * 7]
-    return _Agents(ids, team, fte, aht_log, transfer, csat, response, roster)
+    # shifts: each week an agent works early (08:00-16:00) or late (12:00-20:00); day parts are
+    # before noon (early shift only), 12:00-16:00 (both) and after 16:00 (late shift only)
+    early = rq.random((WEEKS, N_AGENTS)) < 0.5
+    parts = np.zeros((DAYS, 3, N_AGENTS))
+    for d in range(DAYS):
+        e = early[d // 7]
+        parts[d, 0] = roster[d] * e
+        parts[d, 1] = roster[d]
+        parts[d, 2] = roster[d] * ~e
+    uncovered = parts.sum(axis=2) == 0      # everyone on that shift away: the day's staff cover it
+    parts[uncovered] = roster[np.nonzero(uncovered)[0]]
+    return _Agents(ids, team, fte, aht_log, transfer, csat, response, parts)
 
 
 # hourly arrival profiles (relative), hours 0..23
@@ -360,14 +371,16 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     chat = ch == CHAT
     email = ch == EMAIL
 
-    # --- agent: drawn from the day's roster (contacts of a day are contiguous) ---------------------
+    # --- agent: drawn from the staff on shift (contacts of a day part are contiguous in time) --------
     agent = np.empty(n, dtype=np.int16)
     u = rng.random(n, dtype=f32)
-    bounds = np.searchsorted(day, np.arange(DAYS + 1))
-    for d in range(DAYS):
-        lo, hi = bounds[d], bounds[d + 1]
+    part = day.astype(np.int64) * 3 + np.where(hour < 12, 0, np.where(hour < 16, 1, 2))
+    bounds = np.searchsorted(part, np.arange(DAYS * 3 + 1))
+    del part
+    for k in range(DAYS * 3):
+        lo, hi = bounds[k], bounds[k + 1]
         if hi > lo:
-            cum = np.cumsum(agents.roster[d])
+            cum = np.cumsum(agents.roster[k // 3, k % 3])
             agent[lo:hi] = np.minimum(np.searchsorted(cum / cum[-1], u[lo:hi], side="right"), N_AGENTS - 1)
     team = agents.team[agent]
 
