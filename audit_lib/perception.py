@@ -833,7 +833,8 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
     -------
     DataFrame
         ``team, respondents, agents_responding, agents, response_rate`` for the shown
-        teams, then a ``total`` row when the total may be shown.
+        teams, then a ``total`` row when the total may be shown. ``attrs["note"]`` is
+        a plain-language footnote (suppression; rates above 100% are blanked).
     """
     if Survey.TEAM not in survey.columns:
         return pd.DataFrame(columns=[Survey.TEAM, "respondents"])
@@ -869,7 +870,18 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
     out = out[cols]
     if total_shown:
         out = pd.concat([out, pd.DataFrame([total_row])], ignore_index=True)
-    out.attrs = {"suppressed": shown.attrs["suppressed"], "threshold": threshold,
+    notes = [anonymity.suppression_note(shown.attrs["suppressed"], threshold)]
+    if "response_rate" in out.columns:
+        out["response_rate"] = out["response_rate"].astype("Float64")
+        over = (out["agents_responding"] > out["agents"]).fillna(False).astype(bool)
+        if over.any():
+            # a rate above 100% means the survey's team field and the contacts disagree
+            out.loc[over, "response_rate"] = pd.NA
+            notes.append("Some teams have more agents answering than agents seen in the contacts "
+                         "(the survey's team names or the period may not match the contacts); "
+                         "their response rate is left blank.")
+    out.attrs = {"note": " ".join(n for n in notes if n), "suppressed": shown.attrs["suppressed"],
+                 "threshold": threshold,
                  "teams_shown": sorted(teams)}
     return out
 

@@ -505,3 +505,11 @@ def test_the_lens_does_not_depend_on_pingouin():
             "print('pingouin' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_response_rate_above_one_is_blanked_with_a_note(survey):
+    headcount = pd.DataFrame({"team": ["Atlas", "Beacon", "Comet", "Delta"], "agents": [10, 60, 60, 6]})
+    rr = P.response_rates(survey, headcount).set_index("team")
+    assert pd.isna(rr.loc["Atlas", "response_rate"])             # more agents answered than exist
+    assert rr.loc["Beacon", "response_rate"] == pytest.approx(rr.loc["Beacon", "agents_responding"] / 60)
+    assert "more agents answering" in rr.attrs["note"] and "fewer than 5" in rr.attrs["note"]
