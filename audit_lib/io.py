@@ -799,7 +799,8 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
             # rows with no value at all (blank lines, Excel padding) are dropped with a warning
             blank = None
             for arr in raw.values():
-                empty = pc.is_null(_text(arr)) if not pa.types.is_floating(arr.type) else pc.is_null(arr)
+                is_text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                empty = pc.is_null(_text(arr)) if is_text else pc.is_null(arr)
                 blank = empty if blank is None else pc.and_(blank, empty)
             n_blank = pc.sum(pc.cast(blank, pa.int64())).as_py() or 0
             out = {}
