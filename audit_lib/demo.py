@@ -393,6 +393,9 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     # shocks: agent-week backlog and team-week strain (slower resolution; lower CSAT when planted)
     z_aw = rng.standard_normal((N_AGENTS, WEEKS)).astype(f32)
     u_tw = rng.standard_normal((len(TEAMS), WEEKS)).astype(f32)
+    # strain moves between teams from week to week, but the centre as a whole has no good or bad
+    # weeks, so centre-level CSAT carries no trend by chance
+    u_tw = (u_tw - u_tw.mean(axis=0, keepdims=True)) * f32(math.sqrt(len(TEAMS) / (len(TEAMS) - 1)))
     z = z_aw[agent, week]
     zt = u_tw[team, week]
 
