@@ -13,6 +13,9 @@ Contacts can be tens of millions of rows: they are read in Arrow record batches
 vectorised Arrow or DuckDB expression — never a Python loop over rows. The three small
 tables are parsed with pandas and their values checked with pandera schemas built from
 the same declarations.
+
+Rows are counted as records, the way a spreadsheet shows a CSV: a quoted value spanning
+two lines stays one row.
 """
 from __future__ import annotations
 
@@ -832,7 +835,7 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
                 "check that the file exists and is readable, then run validate again")
         return None
     if not parsed_batches:
-        col.add("empty_file", "", "the file holds a header but no data rows",
+        col.add("empty_file", "", _no_rows(col),
                 "export the contacts of the audit period again", count=0)
         return None
     tables = [t for t, _ in parsed_batches]
@@ -842,11 +845,15 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
         col.add("blank_row", "", f"{blank_total:,} row(s) hold no values; they are ignored",
                 "delete the empty rows from the export", count=blank_total, rows=blank_rows, warning=True)
     if contacts.num_rows == 0:
-        col.add("empty_file", "", "the file holds a header but no data rows",
+        col.add("empty_file", "", _no_rows(col),
                 "export the contacts of the audit period again", count=0)
         return None
     _contacts_table_checks(spec, contacts, parsed_batches, col, params, con)
     return None if unusable else contacts
+
+
+def _no_rows(col: _Collector) -> str:
+    return "the file has no rows" if col.row_word == "record" else "the file holds a header but no data rows"
 
 
 def _composed(rows_of, positions):
@@ -1008,7 +1015,7 @@ def _read_small(table: str, inp, report: ValidationReport, con, *, dynamic=None)
         return None
     raw = pa.Table.from_batches(batches) if batches else None
     if raw is None or raw.num_rows == 0:
-        col.add("empty_file", "", "the file holds a header but no data rows",
+        col.add("empty_file", "", _no_rows(col),
                 f"fill in the {table} rows below the header", count=0)
         return None
     return raw, mapping, col, src

@@ -536,3 +536,38 @@ def test_messages_name_the_client_column_and_the_canonical_one(tmp_path):
     assert only(report, "unparseable_duration").rows == [5]
     assert only(report, "invalid_value").column == "'Sens' (direction)"
     assert "column 'Handle Time' (handle_seconds)" in report.format()
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    report = report_for(write_client(tmp_path, contacts=b"\xef\xbb\xbf" + csv_bytes(rows("contacts"))))
+    assert report.ok, report.format()
+
+
+def test_empty_xlsx_and_parquet(tmp_path):
+    from openpyxl import Workbook
+    wb = Workbook()
+    wb.active.append(list(rows("contacts")[0]))
+    wb.save(tmp_path / "contacts.xlsx")
+    p = only(report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.xlsx"}}})),
+             "empty_file")
+    assert "header but no data rows" in p.message
+    pq.write_table(pa.table({k: pa.array([], pa.string()) for k in rows("contacts")[0]}),
+                   tmp_path / "contacts.parquet")
+    p = only(report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.parquet"}}})),
+             "empty_file")
+    assert p.message == "the file has no rows"
+
+
+@pytest.mark.parametrize("name", ["contacts.parquet", "contacts.xlsx"])
+def test_damaged_binary_files(tmp_path, name):
+    (tmp_path / name).write_text("this is not a binary table")
+    p = only(report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": name}}})),
+             "unreadable_file")
+    assert p.file.endswith(name) and p.fix
+
+
+def test_quoted_line_break_keeps_spreadsheet_row_numbers(tmp_path):
+    data = rows("contacts")
+    data[1]["reason"] = "billing\nand refunds"       # one record over two lines
+    data[4]["csat"] = "9"
+    assert only(report_for(write_client(tmp_path, contacts=data)), "out_of_range").rows == [6]
