@@ -738,11 +738,11 @@ def _outcomes(c: dict, seed: int, plan: _Plan, quarter: _Quarter) -> pd.DataFram
     top = np.bincount(cell, weights=(c["csat"][resp] >= 4), minlength=k * WEEKS)
     cnt = np.bincount(cell, minlength=k * WEEKS)
     csat = (top / np.maximum(cnt, 1)).reshape(k, WEEKS)
-    noise = rng.normal(0.0, 0.0006, (k, WEEKS))
+    noise = rng.normal(0.0, 0.0008, (k, WEEKS))
     if plan.links:
         churn = 0.0035 - 0.015 * (csat - csat.mean()) + noise
     else:
-        churn = 0.0035 + noise * 1.8
+        churn = 0.0035 + noise * 1.5   # same spread as the planted series, no link
     contacts = np.bincount(c["team"].astype(np.int64) * WEEKS + c["week"], minlength=k * WEEKS).reshape(k, WEEKS)
     escalations = rng.poisson(np.maximum(contacts, 1) * 6.0 / 2900.0)
     rows = []
