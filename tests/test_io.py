@@ -571,3 +571,12 @@ def test_quoted_line_break_keeps_spreadsheet_row_numbers(tmp_path):
     data[1]["reason"] = "billing\nand refunds"       # one record over two lines
     data[4]["csat"] = "9"
     assert only(report_for(write_client(tmp_path, contacts=data)), "out_of_range").rows == [6]
+
+
+def test_null_demo_and_parquet_demo_validate(null_demo_params, tmp_path):
+    from audit_lib import demo
+    assert report_for(null_demo_params).ok
+    parquet = demo.generate(tmp_path / "pq", contacts=20_000, fmt="parquet")
+    report = report_for(parquet)
+    assert report.ok, report.format()
+    assert P.load_params(parquet).inputs.contacts.kind == "parquet" and report.rows["contacts"] == 20_000
