@@ -565,8 +565,9 @@ def _resolve_columns(spec: schemas.TableSpec, inp, src: _Source, col: _Collector
     missing = [f for f in spec.fields if f.required and not mapping.get(f.name) and f.name not in mapping]
     if missing and header is not None:
         found = [f for f in spec.fields if mapping.get(f.name)]
-        if not found:
-            _header_search(spec, inp, src, col)
+        if not found and _header_search(spec, inp, src, col):
+            # the header is elsewhere: listing every column as missing would only add noise
+            missing = []
         for f in missing:
             close = difflib.get_close_matches(f.name, [h for h in header if h], n=1, cutoff=0.5)
             hint = (f"rename {close[0]!r} or map it: inputs.{spec.name}.columns: {{{close[0]!r}: {f.name}}}"
@@ -578,8 +579,11 @@ def _resolve_columns(spec: schemas.TableSpec, inp, src: _Source, col: _Collector
     return {k: v for k, v in mapping.items() if v}
 
 
-def _header_search(spec: schemas.TableSpec, inp, src: _Source, col: _Collector) -> None:
-    """None of the expected columns is in the header: look for the real header row nearby."""
+def _header_search(spec: schemas.TableSpec, inp, src: _Source, col: _Collector) -> bool:
+    """None of the expected columns is in the header: look for the real header row nearby.
+
+    Returns True when it recorded a ``header_not_found`` problem.
+    """
     wanted = {_norm(f.name) for f in spec.fields} | {_norm(c) for c in inp.columns}
     rows = src.head_rows(HEADER_SEARCH_ROWS)
     for number, row in enumerate(rows, start=1):
@@ -588,7 +592,7 @@ def _header_search(spec: schemas.TableSpec, inp, src: _Source, col: _Collector) 
             col.add("header_not_found", "", f"row {src.header_row} does not hold the column names; they seem "
                     f"to be on row {number}", f"set inputs.{spec.name}.format.header_row: {number}",
                     rows=[src.header_row])
-            return
+            return True
     header_cells = [c for c in src.columns if c]
     if isinstance(src, _CsvSource) and len(header_cells) == 1:
         # one wide header cell: the file is split on another character
@@ -599,12 +603,14 @@ def _header_search(spec: schemas.TableSpec, inp, src: _Source, col: _Collector) 
                         f"{header_cells[0][:60]!r}: the file is separated by {shown!r}, not "
                         f"{src.fmt.delimiter!r}", f'set inputs.{spec.name}.format.delimiter: "{shown}"',
                         rows=[src.header_row])
-                return
+                return True
     if src.row_word == "row":
         col.add("header_not_found", "", f"row {src.header_row} holds none of the expected column names "
                 f"({', '.join(spec.required)})", f"check inputs.{spec.name}.format.header_row and "
                 f"inputs.{spec.name}.format.delimiter, or map the client's names in inputs.{spec.name}.columns",
                 rows=[src.header_row])
+        return True
+    return False
 
 
 # =========================================================================== value parsers (Arrow)

@@ -252,8 +252,10 @@ def test_row_with_extra_field_is_reported_and_later_rows_keep_their_numbers(tmp_
 
 def test_csv_header_on_a_later_row(tmp_path):
     raw = b"Contacts export\nGenerated 2026-10-02\n" + csv_bytes(rows("contacts"))
-    p = only(report_for(write_client(tmp_path, contacts=raw)), "header_not_found")
+    report = report_for(write_client(tmp_path, contacts=raw))
+    p = only(report, "header_not_found")
     assert "set inputs.contacts.format.header_row: 3" == p.fix
+    assert [e.reason for e in report.errors] == ["header_not_found"]     # not five missing columns
     data = rows("contacts")
     data[0]["csat"] = "9"
     raw = b"Contacts export\nGenerated 2026-10-02\n" + csv_bytes(data)
