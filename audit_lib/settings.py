@@ -70,6 +70,19 @@ class LinkageSettings(Strict):
     max_lag: int = Field(4, ge=0, le=12, description="Lags 0..max_lag weeks (metric in t vs outcome in t+k).")
     bootstrap: int = Field(500, ge=0, le=10000, description="Cluster-bootstrap replicates.")
     seed: int = Field(20261123, description="Seed for every random draw in the lens.")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - confidence level of every interval in the lens.")
+    min_rho: float = Field(0.1, ge=0, lt=1, description="Smallest |Spearman rho| called 'linked' (smaller but "
+                                                        "significant = 'weak').")
+    min_change: float = Field(0.05, ge=0, le=1, description="Smallest improvement of a metric over the period, "
+                                                            "relative to its mean level, that counts in decoupling.")
+    min_cell_n: int = Field(5, ge=1, description="Agent-weeks with fewer outcome observations are skipped.")
+    min_clusters: int = Field(10, ge=2, description="Fewest agents for agent-week linkage; with fewer teams "
+                                                    "than this, team-week intervals resample weeks.")
+    counts_per_1000: bool = Field(True, description="Outcome-file columns holding whole counts are turned into "
+                                                    "a rate per 1,000 contacts of the team-week.")
+    outcome_directions: dict[str, Literal["higher", "lower"]] = Field(
+        default_factory=dict, description="Better direction of outcome-file columns the KPI library does not "
+                                          "know (churn_rate, escalations, ... are known).")
 
 
 class ScorecardSettings(Strict):
