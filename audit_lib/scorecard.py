@@ -52,7 +52,7 @@ __all__ = [
     "key_findings", "executive_summary", "metric_summary", "metric_pages", "compare_quarters",
     "compare_with_previous", "compare_for_audit", "collect_findings", "findings_to_save", "lens_status_table",
     "LENS_ENTRY_POINTS",
-    "brief",
+    "brief", "evidence_matrix",
 ]
 
 #: verdicts from weakest to strongest intervention
@@ -494,6 +494,24 @@ def brief(text: str, limit: int = 240) -> str:
     text = " ".join(str(text or "").split())
     first = _SENTENCE_END.split(text, maxsplit=1)[0]
     return first if len(first) <= limit else first[:limit - 1].rstrip() + "\u2026"
+
+
+def evidence_matrix(findings: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataFrame:
+    """Metric x lens: how many flagged findings each lens raised (-1 = the lens could not assess it).
+
+    Returns columns ``metric_id, name, register, behaviour, perception, linkage, verdict``.
+    """
+    rows = []
+    for r in scorecard.to_dict("records"):
+        mine = findings[findings[F.METRIC_ID].astype(str) == r["metric_id"]]
+        missing = {lens for lens, _ in _not_assessed(mine)}
+        row = {"metric_id": r["metric_id"], "name": r["name"]}
+        for lens in JUDGED_LENSES:
+            flagged = int((mine[F.LENS].eq(lens) & mine[F.SEVERITY].isin(FLAGGED)).sum())
+            row[lens] = -1 if lens in missing and flagged == 0 else flagged
+        row["verdict"] = r["verdict"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["metric_id", "name", *JUDGED_LENSES, "verdict"])
 
 
 def executive_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, n: int = 5) -> pd.DataFrame:

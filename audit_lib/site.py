@@ -28,7 +28,7 @@ from .findings import FLAGGED, LENS_ORDER
 
 __all__ = ["REPORT_CSS", "FRAGMENT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc",
            "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
-           "table_html"]
+           "table_html", "evidence_matrix_html"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
 VERDICT_COLOURS = {
@@ -78,6 +78,11 @@ tbody tr:nth-child(even) td { background: #fbfcfd; }
 .sev-high { color: var(--high); } .sev-medium { color: var(--medium); } .sev-low { color: var(--low); }
 .sev-not_assessable { color: var(--muted); font-style: italic; }
 .evidence { color: var(--muted); font-size: 12.5px; }
+table.matrix td.cell-flag { background: #fdebd3 !important; color: #7c2d12; font-weight: 600; }
+table.matrix td.cell-ok { background: #eef7f1 !important; color: #14532d; }
+table.matrix td.cell-na { background: #f1f3f6 !important; color: #5b6673; font-style: italic; }
+table.matrix td, table.matrix th { text-align: center; }
+table.matrix td:first-child, table.matrix th:first-child { text-align: left; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 12px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .card h3 { margin: 0 0 4px; font-size: 16px; }
@@ -106,7 +111,7 @@ code, .mono { font-family: "SFMono-Regular", Consolas, "Liberation Mono", monosp
   thead { display: table-header-group; }
   details > summary { display: none; }
   details { display: block; }
-  .badge, th, tbody tr:nth-child(even) td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .badge, th, tbody tr:nth-child(even) td, table.matrix td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
 
@@ -191,6 +196,11 @@ def _sev(sev: str) -> str:
     return f'<span class="sev sev-{esc(sev)}">{esc(label)}</span>'
 
 
+def _evidence_matrix(findings: pd.DataFrame, scorecard: pd.DataFrame) -> pd.DataFrame:
+    from . import scorecard as sc_mod  # imported late: scorecard does not depend on site
+    return sc_mod.evidence_matrix(findings, scorecard)
+
+
 def _key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     from . import scorecard  # imported late: scorecard does not depend on site
     return scorecard.key_findings(findings, n=n)
@@ -255,7 +265,7 @@ def _summary_block(findings: pd.DataFrame, scorecard: pd.DataFrame, names: dict[
     return "".join(parts)
 
 
-def _scorecard_block(scorecard: pd.DataFrame, heading: bool = True) -> str:
+def _scorecard_block(scorecard: pd.DataFrame, heading: bool = True, matrix: pd.DataFrame | None = None) -> str:
     h2 = "<h2>Scorecard</h2>" if heading else ""
     if not len(scorecard):
         return f'<section id="scorecard">{h2}<p>No verdicts were produced.</p></section>'
@@ -266,11 +276,39 @@ def _scorecard_block(scorecard: pd.DataFrame, heading: bool = True) -> str:
     raw = {"verdict": lambda v, r: _badge(str(v)),
            "rationale": lambda v, r: esc(v) + (f'<div class="evidence">Evidence: {esc(r.get("evidence"))}</div>'
                                                if str(r.get("evidence") or "") else "")}
+    grid = ""
+    if matrix is not None and len(matrix):
+        m = matrix.assign(_o=matrix["verdict"].map(order).fillna(len(order)))
+        grid = ("<h3>Where the evidence comes from</h3>"
+                '<p class="note">Flagged findings per lens (medium or high severity); '
+                '"not assessed" means the data could not answer for that metric.</p>'
+                + _matrix_block(m.sort_values(["_o", F.METRIC_ID], kind="mergesort"))
+                + "<h3>Verdicts and reasons</h3>")
     return (f'<section id="scorecard">{h2}'
             '<p class="note">Keep: the measure works as intended. Counterbalance: keep it, but pair it with a '
             'measure that shows the harm its target can cause. Rework: redefine it, change its target or take '
             'it out of pay. Retire: stop using it as a target.</p>'
-            + _table(sc, cols, raw=raw) + "</section>")
+            + grid + _table(sc, cols, raw=raw) + "</section>")
+
+
+def _matrix_cell(v) -> str:
+    if v is None or pd.isna(v) or int(v) < 0:
+        return '<td class="cell-na" title="not assessed">not assessed</td>'
+    if int(v) == 0:
+        return '<td class="cell-ok">no flags</td>'
+    return f'<td class="cell-flag">{int(v)} flagged</td>'
+
+
+def _matrix_block(matrix: pd.DataFrame) -> str:
+    """Metric x lens grid: where the evidence for each verdict comes from."""
+    if matrix is None or not len(matrix):
+        return ""
+    lenses = [c for c in ("register", "behaviour", "perception", "linkage") if c in matrix]
+    head = "".join(f'<th scope="col">{esc(c.capitalize())}</th>' for c in ["Metric", *lenses, "Verdict"])
+    body = "".join(
+        f"<tr><td>{esc(r['name'])}</td>" + "".join(_matrix_cell(r[c]) for c in lenses)
+        + f"<td>{_badge(str(r['verdict']))}</td></tr>" for r in matrix.to_dict("records"))
+    return (f'<table class="matrix"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def _recommendations_block(recs: pd.DataFrame, heading: bool = True) -> str:
@@ -453,7 +491,7 @@ def render_index(meta: dict, sections: list[dict], findings: pd.DataFrame,
         f'<nav class="toc" aria-label="Report sections">{nav_html}</nav>',
         _summary_block(findings, scorecard, names),
         _comparison_block(comparison),
-        _scorecard_block(scorecard),
+        _scorecard_block(scorecard, matrix=_evidence_matrix(findings, scorecard)),
         _recommendations_block(recs),
         _sections_block(sections),
         _flagged_block(findings, names),
@@ -488,6 +526,11 @@ FRAGMENT_CSS = """
 .kpi-report .tile { flex: 1 1 130px; border: 1px solid #d9dee5; border-radius: 8px; padding: 8px 12px; }
 .kpi-report .tile .num { font-size: 24px; font-weight: 700; }
 .kpi-report .metric-page { margin: 0 0 18px; }
+.kpi-report table.matrix td.cell-flag { background: #fdebd3; color: #7c2d12; font-weight: 600; }
+.kpi-report table.matrix td.cell-ok { background: #eef7f1; color: #14532d; }
+.kpi-report table.matrix td.cell-na { background: #f1f3f6; color: #5b6673; font-style: italic; }
+.kpi-report table.matrix td, .kpi-report table.matrix th { text-align: center !important; }
+.kpi-report table.matrix td:first-child, .kpi-report table.matrix th:first-child { text-align: left !important; }
 .kpi-report .metric-page h3 { margin: 14px 0 4px; }
 """
 
@@ -499,6 +542,11 @@ def _fragment(body: str) -> str:
 def scorecard_html(scorecard: pd.DataFrame) -> str:
     """The scorecard table (verdict badges, escaped text) as a notebook fragment."""
     return _fragment(_scorecard_block(scorecard, heading=False))
+
+
+def evidence_matrix_html(matrix: pd.DataFrame) -> str:
+    """The metric x lens grid (:func:`audit_lib.scorecard.evidence_matrix`) as a notebook fragment."""
+    return _fragment(_matrix_block(matrix))
 
 
 def recommendations_html(recs: pd.DataFrame) -> str:

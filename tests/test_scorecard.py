@@ -375,3 +375,15 @@ def test_kpi_trend_follows_the_chain_of_reports(quarter1, tmp_path):
     import shutil
     shutil.rmtree(folders[0])
     assert list(sc.compare_with_previous(kpi(370.0), folders[2], "2026-Q4")["kpi_trend"].columns)[1] == "2026-Q2"
+
+
+def test_evidence_matrix_counts_flags_and_gaps(quarter1):
+    card = sc.build_scorecard(quarter1, REGISTER)
+    m = sc.evidence_matrix(quarter1, card).set_index("metric_id")
+    # AHT: register surrogation + current_vs_target (2), behaviour bunching + 2 short contacts (3),
+    # perception index only (0 flagged, assessed), linkage weak (0 flagged, assessed)
+    assert m.loc["AHT", ["register", "behaviour", "perception", "linkage"]].tolist() == [2, 3, 0, 0]
+    # DUP: only a register finding; the three data lenses could not assess it
+    assert m.loc["DUP", ["register", "behaviour", "perception", "linkage"]].tolist() == [1, -1, -1, -1]
+    # FRT: linkage has only a not_assessable row
+    assert m.loc["FRT", "linkage"] == -1 and m.loc["FRT", "verdict"] == "rework"

@@ -152,7 +152,8 @@ def test_notebook_fragments_escape_client_text(hostile):
     summary = sc.executive_summary(allf, card)
     fragments = [site.scorecard_html(card), site.recommendations_html(recs), site.comparison_html(comparison),
                  site.comparison_html(None), site.summary_html(summary), site.metric_pages_html(pages),
-                 site.table_html(sc.lens_status_table({"register": hostile}))]
+                 site.table_html(sc.lens_status_table({"register": hostile})),
+                 site.evidence_matrix_html(sc.evidence_matrix(allf, card))]
     for fragment in fragments:
         parsed = _parse(fragment)
         assert set(parsed.tags) <= ALLOWED_TAGS | {"code"}, set(parsed.tags) - ALLOWED_TAGS
