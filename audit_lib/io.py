@@ -799,6 +799,9 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
         # checked so that one run of validate lists every problem
         unusable = any(p.table == "contacts" and p.reason == "missing_column" for p in report.errors)
         client_cols = [mapping[f.name] for f in spec.fields if f.name in mapping]
+        if not client_cols:       # nothing recognisable to check (the missing columns are reported)
+            col.flush()
+            return None
         parsed_batches = []
         offset = 0
         blank_total, blank_rows = 0, []

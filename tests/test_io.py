@@ -582,3 +582,11 @@ def test_null_demo_and_parquet_demo_validate(null_demo_params, tmp_path):
     report = report_for(parquet)
     assert report.ok, report.format()
     assert P.load_params(parquet).inputs.contacts.kind == "parquet" and report.rows["contacts"] == 20_000
+
+
+def test_parquet_without_any_known_column(tmp_path):
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), tmp_path / "contacts.parquet")
+    report = report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.parquet"}}}))
+    missing = sorted(p.column for p in report.errors if p.reason == "missing_column")
+    assert missing == sorted(f"'{c}'" for c in schemas.CONTACTS.required)
+    assert report.tables["contacts"] is None
