@@ -1039,19 +1039,17 @@ def _pandera_problems(schema, df: pd.DataFrame, col: _Collector) -> None:
         fc = exc.failure_cases
         for (column, check), group in fc.groupby(["column", "check"], sort=True, dropna=False):
             check = str(check)
-            reason, message, fix = _pandera_reason(check, column, group)
+            reason, message, fix = _pandera_reason(check, schemas.TABLES[col.table].by_name.get(column), group)
             rows = sorted(int(i) for i in group["index"].dropna().unique())
             count = len(group) if reason != "duplicate_id" else len(rows)
             col.add(reason, col.names.get(column, column), message, fix, count=count, rows=rows,
                     canonical=column)
 
 
-def _pandera_reason(check: str, column: str, group: pd.DataFrame) -> tuple[str, str, str]:
+def _pandera_reason(check: str, spec_field, group: pd.DataFrame) -> tuple[str, str, str]:
+    """(reason code, message, fix) for one group of pandera failure cases."""
     examples = ", ".join(repr(_plain(v)) for v in group["failure_case"].dropna().unique()[:MAX_EXAMPLES])
     n = len(group)
-    spec_field = None
-    for spec in schemas.TABLES.values():
-        spec_field = spec_field or spec.by_name.get(column)
     if "not_nullable" in check or check == "nullable":
         return "missing_value", f"{n:,} row(s) have no value in this required column", \
             "fill in the missing values"
