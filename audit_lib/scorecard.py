@@ -177,6 +177,10 @@ CHECK_TITLES: dict[str, str] = {
     "end_of_period_surge": "surge at the end of the period", "survey_selection": "selective customer surveys",
     "staff_manager_gap": "managers rate it higher than staff", "decoupling": "moves apart from its outcome",
     "counterbalance_worsened": "its counter-measure got worse", "linkage_class": "link with outcomes",
+    "linkage_class:decoupled": "not linked to its outcomes", "linkage_class:adverse": "moves against its outcomes",
+    "linkage_class:weak": "only weakly linked to its outcomes", "linkage_class:linked": "linked to its outcomes",
+    "perceived_pressure": "staff feel pressed to hit it", "perceived_gaming": "staff see it worked around",
+    "target_implausible": "target out of reach or too easy", "current_vs_target": "current value against target",
 }
 
 SCORECARD_COLUMNS = ("metric_id", "name", "kpi", "verdict", "rework_kind", "severity", "flagged",
@@ -317,7 +321,8 @@ def build_scorecard(findings: pd.DataFrame, register: pd.DataFrame | None = None
 def _group_text(rows: pd.DataFrame) -> list[str]:
     """One phrase per check (several scopes of a check become one phrase with a count)."""
     phrases = []
-    for check, grp in rows.groupby(F.CHECK, sort=False):
+    keys = [_rule_key(r) for r in rows.to_dict("records")]
+    for check, grp in rows.assign(_key=keys).groupby("_key", sort=False):
         scopes = [s for s in grp[F.SCOPE] if s and s != "overall"]
         where = ""
         if len(scopes) == 1:
