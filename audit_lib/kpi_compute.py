@@ -146,21 +146,20 @@ def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | No
     ab = f"coalesce({C.ABANDONED}, false)"
 
     inner_cols = ", ".join([_q(c) for c in cols] + extra)
-    # Row number and running complaint count in (started_at, contact_id) order; the RANGE frame
-    # then finds the last contact within N days: a later row exists iff max(rn) > rn, a later
-    # complaint exists iff the running count at the frame's end exceeds this row's count.
-    order = f"{C.STARTED_AT}, {C.CONTACT_ID}"
+    # One window pass in (started_at, contact_id) order per customer: the next contact's start,
+    # and the start of the first later complaint. Either within N days -> the flag is true.
     if has_cust:
-        cc = (f"sum(CAST(coalesce({C.COMPLAINT}, false) AS INTEGER)) OVER (PARTITION BY {C.CUSTOMER_ID} "
-              f"ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)")
-        ranked = (f"SELECT {inner_cols}, row_number() OVER (PARTITION BY {C.CUSTOMER_ID} ORDER BY {order}) "
-                  f"AS __rn, {cc} AS __cc FROM {source}")
-        frame = (f"(PARTITION BY {C.CUSTOMER_ID} ORDER BY {C.STARTED_AT} "
-                 f"RANGE BETWEEN CURRENT ROW AND INTERVAL {days} DAYS FOLLOWING)")
+        w = f"PARTITION BY {C.CUSTOMER_ID} ORDER BY {C.STARTED_AT}, {C.CONTACT_ID}"
+        nxt = f"lead({C.STARTED_AT}) OVER ({w}) AS __next_at"
+        nxt_c = (f"min(CASE WHEN coalesce({C.COMPLAINT}, false) THEN {C.STARTED_AT} END) OVER "
+                 f"({w} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS __next_complaint_at"
+                 if has_complaint else "CAST(NULL AS TIMESTAMP) AS __next_complaint_at")
+        ranked = f"SELECT {inner_cols}, {nxt}, {nxt_c} FROM {source}"
         null_cust = f"{C.CUSTOMER_ID} IS NULL OR {C.STARTED_AT} IS NULL"
-        repeat = f"CASE WHEN {null_cust} THEN NULL ELSE max(__rn) OVER {frame} > __rn END"
+        limit = f"{C.STARTED_AT} + INTERVAL {days} DAY"
+        repeat = f"CASE WHEN {null_cust} THEN NULL ELSE coalesce(__next_at <= {limit}, false) END"
         if has_complaint:
-            complaint = f"CASE WHEN {null_cust} THEN NULL ELSE max(__cc) OVER {frame} > __cc END"
+            complaint = f"CASE WHEN {null_cust} THEN NULL ELSE coalesce(__next_complaint_at <= {limit}, false) END"
         else:
             complaint = "CAST(NULL AS BOOLEAN)"
     else:

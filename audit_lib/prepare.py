@@ -87,8 +87,10 @@ def _period(params) -> tuple[str | None, str | None]:
     return (str(start) if start else None, str(end) if end else None)
 
 
-def _copy(con, sql: str, path: Path) -> None:
-    con.execute(f"COPY ({sql}) TO '{str(path)}' (FORMAT parquet, COMPRESSION zstd)")
+def _copy(con, sql: str, path: Path) -> int:
+    """Write a query to Parquet; return the number of rows written."""
+    res = con.execute(f"COPY ({sql}) TO '{str(path)}' (FORMAT parquet, COMPRESSION zstd)").fetchone()
+    return int(res[0]) if res else 0
 
 
 def _coverage(table: pa.Table) -> pa.Table:
@@ -101,31 +103,87 @@ def _coverage(table: pa.Table) -> pa.Table:
                      "missing_share": pa.array([m / rows if rows else None for m in missing], pa.float64())})
 
 
+def _parts(th: Thresholds) -> dict[str, tuple[str, str, float]]:
+    """Numerator/denominator SQL of every formula computable from contacts (additive aggregates)."""
+    return {k: kc.formula_sql(k, th) for k, f in kc.load_formulas().items() if not f.external}
+
+
+def _base_sql(src: str, th: Thresholds) -> str:
+    """The agent x team x day base: contacts and every formula's numerator/denominator.
+
+    Every KPI is a ratio of sums and counts, so the weekly and daily tables and the agent
+    signatures are exact roll-ups of this small table (a few thousand rows), and the contacts
+    are scanned once for all of them.
+    """
+    cols = [f"{C.AGENT_ID}", f"{C.TEAM}", f"{D.DATE}", f"any_value({D.WEEK}) AS {D.WEEK}", "count(*) AS contacts",
+            f"sum({C.CSAT}) AS __csat_sum", f"count({C.CSAT}) AS __csat_cnt"]
+    for kpi, (num, den, _) in _parts(th).items():
+        cols.append(f"CAST({num} AS DOUBLE) AS {_q('__num_' + kpi)}")
+        cols.append(f"CAST({den} AS BIGINT) AS {_q('__den_' + kpi)}")
+    return f"SELECT {', '.join(cols)} FROM {src} GROUP BY {C.AGENT_ID}, {C.TEAM}, {D.DATE}"
+
+
+def _rollup(kpis: list[str], th: Thresholds, prefix: str = "") -> str:
+    """``, <kpi>, <kpi>__n`` roll-up expressions over the base table."""
+    parts = _parts(th)
+    out = []
+    for kpi in kpis:
+        scale = parts[kpi][2]
+        out.append(f"CAST(sum({prefix}{_q('__num_' + kpi)}) AS DOUBLE) / NULLIF(sum({prefix}{_q('__den_' + kpi)}), 0)"
+                   f" * {scale!r} AS {_q(kpi)}")
+        out.append(f"CAST(sum({prefix}{_q('__den_' + kpi)}) AS BIGINT) AS {_q(kpi + '__n')}")
+    return (", " + ", ".join(out)) if out else ""
+
+
 def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) -> dict[str, str]:
-    """SQL of every prepared table over the enriched, in-period contacts (``__in_period``)."""
-    kcols = ", ".join(kc.kpi_columns_sql(kpis, th))
-    kcols = (", " + kcols) if kcols else ""
+    """SQL of every prepared table: roll-ups of ``__base`` and three scans of ``__in_period``."""
     src = "__in_period"
     week = f"CAST({D.WEEK} AS TIMESTAMP) AS {D.WEEK}"
     q: dict[str, str] = {}
     # agent's main team over the period (most contacts; ties alphabetical)
-    agent_team = (f"SELECT {C.AGENT_ID}, {C.TEAM} FROM (SELECT {C.AGENT_ID}, {C.TEAM}, row_number() OVER "
-                  f"(PARTITION BY {C.AGENT_ID} ORDER BY n DESC, {C.TEAM} NULLS LAST) AS r FROM ("
-                  f"SELECT {C.AGENT_ID}, {C.TEAM}, count(*) AS n FROM {src} GROUP BY ALL)) WHERE r = 1")
-    q["__agent_team"] = agent_team
+    q["__agent_team"] = (
+        f"SELECT {C.AGENT_ID}, {C.TEAM} FROM (SELECT {C.AGENT_ID}, {C.TEAM}, row_number() OVER "
+        f"(PARTITION BY {C.AGENT_ID} ORDER BY n DESC, {C.TEAM} NULLS LAST) AS r FROM ("
+        f"SELECT {C.AGENT_ID}, {C.TEAM}, sum(contacts) AS n FROM __base GROUP BY ALL)) WHERE r = 1")
+    b = "b."
     q[P.AGENT_WEEK] = (
-        f"SELECT c.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, CAST(c.{D.WEEK} AS TIMESTAMP) AS {D.WEEK}, "
-        f"count(*) AS contacts{kcols} FROM {src} c JOIN __agent_team t USING ({C.AGENT_ID}) "
-        f"GROUP BY c.{C.AGENT_ID}, c.{D.WEEK} ORDER BY c.{C.AGENT_ID}, c.{D.WEEK}")
-    q[P.TEAM_WEEK] = (f"SELECT {C.TEAM}, {week}, count(*) AS contacts{kcols} FROM {src} "
-                      f"GROUP BY {C.TEAM}, {D.WEEK} ORDER BY {C.TEAM}, {D.WEEK}")
-    q[P.CENTRE_WEEK] = (f"SELECT {week}, count(*) AS contacts{kcols} FROM {src} "
-                        f"GROUP BY {D.WEEK} ORDER BY {D.WEEK}")
+        f"SELECT b.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, CAST(b.{D.WEEK} AS TIMESTAMP) AS {D.WEEK}, "
+        f"CAST(sum(b.contacts) AS BIGINT) AS contacts{_rollup(kpis, th, b)} "
+        f"FROM __base b JOIN __agent_team t USING ({C.AGENT_ID}) "
+        f"GROUP BY b.{C.AGENT_ID}, b.{D.WEEK} ORDER BY b.{C.AGENT_ID}, b.{D.WEEK}")
+    q[P.TEAM_WEEK] = (f"SELECT {C.TEAM}, {week}, CAST(sum(contacts) AS BIGINT) AS contacts{_rollup(kpis, th)} "
+                      f"FROM __base GROUP BY {C.TEAM}, {D.WEEK} ORDER BY {C.TEAM}, {D.WEEK}")
+    q[P.CENTRE_WEEK] = (f"SELECT {week}, CAST(sum(contacts) AS BIGINT) AS contacts{_rollup(kpis, th)} "
+                        f"FROM __base GROUP BY {D.WEEK} ORDER BY {D.WEEK}")
     q[P.TEAM_DAY] = (
         f"SELECT {C.TEAM}, CAST({D.DATE} AS TIMESTAMP) AS {D.DATE}, "
         f"CAST(isodow({D.DATE}) - 1 AS INTEGER) AS weekday, CAST(dayofmonth({D.DATE}) AS INTEGER) AS day_of_month, "
         f"CAST(date_diff('day', {D.DATE}, last_day({D.DATE})) AS INTEGER) AS days_to_month_end, "
-        f"count(*) AS contacts{kcols} FROM {src} GROUP BY {C.TEAM}, {D.DATE} ORDER BY {C.TEAM}, {D.DATE}")
+        f"CAST(sum(contacts) AS BIGINT) AS contacts{_rollup(kpis, th)} "
+        f"FROM __base GROUP BY {C.TEAM}, {D.DATE} ORDER BY {C.TEAM}, {D.DATE}")
+
+    def s(kind, kpi):
+        return f"sum(b.{_q(kind + kpi)})"
+
+    q[P.AGENT_SIGNATURES] = (
+        f"SELECT b.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, CAST(sum(b.contacts) AS BIGINT) AS contacts, "
+        f"CAST({s('__den_', 'aht')} AS BIGINT) AS voice_handled, "
+        f"CAST({s('__num_', 'short_contact_share')} AS BIGINT) AS short_contacts, "
+        f"{s('__num_', 'aht')} / NULLIF({s('__den_', 'aht')}, 0) AS aht, "
+        f"CAST({s('__num_', 'transfer_rate')} AS BIGINT) AS transfers, "
+        f"CAST({s('__den_', 'transfer_rate')} AS BIGINT) AS transfer_n, "
+        f"CAST({s('__num_', 'repeat_rate')} AS BIGINT) AS repeats, "
+        f"CAST({s('__den_', 'repeat_rate')} AS BIGINT) AS repeat_n, "
+        f"CAST({s('__num_', 'fcr_agent')} AS BIGINT) AS fcr_coded, "
+        f"CAST({s('__den_', 'fcr_agent')} AS BIGINT) AS fcr_coded_n, "
+        f"CAST({s('__num_', 'fcr_repeat')} AS BIGINT) AS fcr_repeat_ok, "
+        f"CAST({s('__den_', 'fcr_repeat')} AS BIGINT) AS fcr_repeat_n, "
+        f"CAST({s('__den_', 'callback_completion')} AS BIGINT) AS callbacks_promised, "
+        f"CAST({s('__num_', 'callback_completion')} AS BIGINT) AS callbacks_completed, "
+        f"CAST({s('__den_', 'csat')} AS BIGINT) AS csat_responses, "
+        f"CAST({s('__num_', 'csat')} AS BIGINT) AS csat_top2, "
+        f"sum(b.__csat_sum) / NULLIF(sum(b.__csat_cnt), 0) AS csat_mean "
+        f"FROM __base b JOIN __agent_team t USING ({C.AGENT_ID}) GROUP BY b.{C.AGENT_ID} ORDER BY b.{C.AGENT_ID}")
     hist = []
     for measure, width in HISTOGRAM_MEASURES.items():
         if measure not in columns:
@@ -143,29 +201,6 @@ def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) 
                            "CAST(NULL AS DOUBLE) AS value, CAST(NULL AS INTEGER) AS resolution, "
                            "CAST(NULL AS BIGINT) AS count LIMIT 0")
 
-    def part(kpi, which):  # numerator / denominator of a formula as a BIGINT or DOUBLE count
-        num, den, _ = kc.formula_sql(kpi, th)
-        return num if which == "num" else den
-
-    q[P.AGENT_SIGNATURES] = (
-        f"SELECT c.{C.AGENT_ID}, any_value(t.{C.TEAM}) AS {C.TEAM}, count(*) AS contacts, "
-        f"CAST({part('aht', 'den')} AS BIGINT) AS voice_handled, "
-        f"CAST({part('short_contact_share', 'num')} AS BIGINT) AS short_contacts, "
-        f"CAST({part('aht', 'num')} AS DOUBLE) / NULLIF({part('aht', 'den')}, 0) AS aht, "
-        f"CAST({part('transfer_rate', 'num')} AS BIGINT) AS transfers, "
-        f"CAST({part('transfer_rate', 'den')} AS BIGINT) AS transfer_n, "
-        f"CAST({part('repeat_rate', 'num')} AS BIGINT) AS repeats, "
-        f"CAST({part('repeat_rate', 'den')} AS BIGINT) AS repeat_n, "
-        f"CAST({part('fcr_agent', 'num')} AS BIGINT) AS fcr_coded, "
-        f"CAST({part('fcr_agent', 'den')} AS BIGINT) AS fcr_coded_n, "
-        f"CAST({part('fcr_repeat', 'num')} AS BIGINT) AS fcr_repeat_ok, "
-        f"CAST({part('fcr_repeat', 'den')} AS BIGINT) AS fcr_repeat_n, "
-        f"CAST({part('callback_completion', 'den')} AS BIGINT) AS callbacks_promised, "
-        f"CAST({part('callback_completion', 'num')} AS BIGINT) AS callbacks_completed, "
-        f"CAST({part('csat', 'den')} AS BIGINT) AS csat_responses, "
-        f"CAST({part('csat', 'num')} AS BIGINT) AS csat_top2, "
-        f"avg({C.CSAT}) AS csat_mean "
-        f"FROM {src} c JOIN __agent_team t USING ({C.AGENT_ID}) GROUP BY c.{C.AGENT_ID} ORDER BY c.{C.AGENT_ID}")
     q[P.CALLBACKS] = (
         f"SELECT {C.TEAM}, {week}, coalesce({C.CALLBACK_COMPLETED}, false) AS kept, count(*) AS promised, "
         f"count(*) FILTER (WHERE {D.FOLLOWED_BY_REPEAT}) AS {D.FOLLOWED_BY_REPEAT}, "
@@ -250,9 +285,12 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                 f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM {_ENRICHED}").fetchone()
             channels = {str(r[0]): int(r[1]) for r in con.execute(
                 f"SELECT {C.CHANNEL}, count(*) FROM __in_period GROUP BY 1 ORDER BY 1").fetchall()}
+            tq = time.perf_counter()
+            con.execute(f"CREATE TEMP TABLE __base AS {_base_sql('__in_period', th)}")
+            timings["base"] = time.perf_counter() - tq
             queries = _queries(columns, kpis, th, targets)
             con.execute(f"CREATE TEMP TABLE __agent_team AS {queries.pop('__agent_team')}")
-            paths = {}
+            paths, rows = {}, {}
             for name in TABLES:
                 tq = time.perf_counter()
                 path = tmp / f"{name}.parquet"
@@ -260,11 +298,10 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                     import pyarrow.parquet as pq
                     pq.write_table(_coverage(table), path, compression="zstd")
                 else:
-                    _copy(con, queries[name], path)
+                    rows[name] = _copy(con, queries[name], path)
                 timings[name] = time.perf_counter() - tq
                 paths[name] = final / path.name
-            rows = {name: con.execute(f"SELECT count(*) FROM read_parquet('{tmp / (name + '.parquet')}')")
-                    .fetchone()[0] for name in TABLES}
+            rows[P.COVERAGE] = table.num_columns
         finally:
             con.close()
         manifest = {
