@@ -18,7 +18,7 @@ import difflib
 import re
 import types
 import typing
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -311,6 +311,10 @@ def _period_text(value: Any) -> str:
 
 
 def _date_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.time() != datetime.min.time():
+            raise _problem(f"{value.isoformat(sep=' ')} has a time of day", "write only the date, YYYY-MM-DD")
+        return value.date()
     if value is None or isinstance(value, date):
         return value
     if isinstance(value, str):
@@ -447,23 +451,16 @@ class Params(Strict):
 
 # --------------------------------------------------------------------------- YAML reading
 
-class _SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that keeps dates as text.
-
-    Plain safe loading turns ``2026-13-01`` into a crash without a line number and
-    ``2026-07-01`` into a date object; keeping text lets the model report bad dates
-    with their key path. Only plain data types are constructed, as with ``safe_load``.
-    """
-
-
-_SafeLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _safe_load(text: str) -> Any:
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+def _impossible_date_line(text: str) -> tuple[int, str] | None:
+    """(line number, token) of the first YYYY-MM-DD token that is not a real date."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        for token in re.findall(r"\b\d{4}-\d{1,2}-\d{1,2}\b", line.split("#", 1)[0]):
+            year, month, day = (int(x) for x in token.split("-"))
+            try:
+                date(year, month, day)
+            except ValueError:
+                return number, token
+    return None
 
 
 # --------------------------------------------------------------------------- error formatting
@@ -577,7 +574,13 @@ def load_params(path) -> Params:
         raise ParamsError(f"{path}: the params file is not UTF-8 text (byte {exc.start})\n"
                           "  fix: save it as UTF-8") from None
     try:
-        raw = _safe_load(text)
+        raw = yaml.safe_load(text)
+    except ValueError as exc:
+        # safe_load builds dates itself and raises a bare ValueError for 2026-13-01 (no position)
+        found = _impossible_date_line(text)
+        where = f"line {found[0]}: {found[1]!r} is not a real date" if found else f"an impossible date ({exc})"
+        raise ParamsError(f"{path}: the params file has {where}\n  fix: write the date as YYYY-MM-DD with a "
+                          "real month (1-12) and day") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

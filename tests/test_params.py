@@ -239,3 +239,18 @@ def test_cli_validate_exits_2_on_bad_params(tmp_path):
                          capture_output=True, text=True, timeout=120, env={**os.environ, "KPI_AUDIT_DEBUG": ""})
     assert out.returncode == 2
     assert "thresholdz: unknown key" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unquoted_impossible_date_gives_its_line(tmp_path):
+    text = write_client(tmp_path).read_text().replace("period: 2026-Q3", "period: 2026-Q3\nperiod_end: 2026-09-31")
+    path = write_client(tmp_path, params_text=text)
+    msg = problems_of(path)
+    line = text.splitlines().index("period_end: 2026-09-31") + 1
+    assert f"line {line}: '2026-09-31' is not a real date" in msg
+
+
+def test_unquoted_dates_are_read_as_dates(tmp_path):
+    text = write_client(tmp_path).read_text().replace(
+        "period: 2026-Q3", "period: 2026-Q3\nperiod_start: 2026-06-29\nperiod_end: 2026-09-27 00:00:00")
+    p = P.load_params(write_client(tmp_path, params_text=text))
+    assert (p.period_start, p.period_end) == (date(2026, 6, 29), date(2026, 9, 27))
