@@ -35,7 +35,8 @@ repeat window reaches past the last contact in the data (their value is censored
 Classification (check ``linkage_class``, one row per served outcome and one ``overall`` row)
 -----------------------------------------------------------------------------------------
 Signs are *aligned*: +rho means "metric better goes with outcome better", whatever the
-directions. "Significant" means the 1 − alpha interval excludes 0.
+directions. "Significant" means the bootstrap p-value is below alpha / m, where m is the
+number of outcomes the metric serves (Bonferroni: a metric is judged against m outcomes).
 
 ``not_assessable``
     the metric or the outcome is not in the data, the direction is unknown, or the guards
@@ -78,7 +79,7 @@ __all__ = [
     "LENS", "CLASSES", "CONTACT_OUTCOMES", "LAG_CONVENTION", "spearman", "bootstrap_spearman", "demean",
     "association", "lag_profile", "relative_importance", "trend", "windowed_kpis", "censor_windows",
     "outcome_panel", "metric_table", "outcome_table", "LinkageResult", "analyse", "analyse_audit",
-    "linkage_findings", "audit_findings", "classification_table", "association_display", "conclusions",
+    "linkage_findings", "audit_findings", "aligned_associations", "classification_table", "association_display", "conclusions",
 ]
 
 LENS = "linkage"
@@ -582,7 +583,7 @@ class LinkageResult:
     counterbalance: pd.DataFrame
     classes: pd.DataFrame
     grain: str = "team-week"
-    notes: list = field(default_factory=list)
+    team_week: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _eligible_agents(aw: pd.DataFrame, col_m: str, col_o: str, min_surveys: int, min_weeks: int,
@@ -691,6 +692,7 @@ def analyse(agent_week: pd.DataFrame, team_week: pd.DataFrame, centre_week: pd.D
                                        "rho": res.get("rho", math.nan), "ci_low": res.get("ci_low", math.nan),
                                        "ci_high": res.get("ci_high", math.nan), "n": res.get("n", 0),
                                        "clusters": res.get("clusters", n_agents), "dropped": dropped,
+                                       "p": res.get("p", math.nan),
                                        "served": served, "note": note})
             if served or o["source"] != "contacts":
                 prof = (lag_profile(p, kpi, oid, max_lag=st.max_lag, step=lag_step, within=units > 1,
@@ -707,13 +709,14 @@ def analyse(agent_week: pd.DataFrame, team_week: pd.DataFrame, centre_week: pd.D
                                            "rho": res.get("rho", math.nan), "ci_low": res.get("ci_low", math.nan),
                                            "ci_high": res.get("ci_high", math.nan), "n": res.get("n", 0),
                                            "clusters": res.get("clusters", units), "dropped": 0,
+                                           "p": res.get("p", math.nan),
                                            "served": served, "note": t_note})
                 if served:
                     for r in prof.to_dict("records"):
                         lag_rows.append({"kpi": kpi, "outcome": oid, "grain": grain if o["source"] != "contacts"
                                          else "team-week", **r, "note": t_note})
     associations = pd.DataFrame(assoc_rows, columns=["kpi", "outcome", "level", "kind", "rho", "ci_low",
-                                                     "ci_high", "n", "clusters", "dropped", "served", "note"])
+                                                     "ci_high", "n", "clusters", "dropped", "p", "served", "note"])
     lags = pd.DataFrame(lag_rows)
     if lags.empty:
         lags = pd.DataFrame(columns=["kpi", "outcome", "grain", "lag", "rho", "ci_low", "ci_high", "ci_low_adj",
@@ -724,7 +727,8 @@ def analyse(agent_week: pd.DataFrame, team_week: pd.DataFrame, centre_week: pd.D
     counterbalance = _counterbalance(tw, metrics, th, st)
     result = LinkageResult(metrics=metrics, outcomes=outs, associations=associations, lags=lags,
                            importance=importance, trends=trends, series=series, decoupling=decoupling,
-                           counterbalance=counterbalance, classes=pd.DataFrame(), grain=grain)
+                           counterbalance=counterbalance, classes=pd.DataFrame(), grain=grain,
+                           team_week=tw.assign(week=pd.to_datetime(tw["week"])))
     result.classes = _classify(result, st)
     return result
 
@@ -877,15 +881,18 @@ def _classify(res: LinkageResult, st) -> pd.DataFrame:
                 continue
             s = _sign(m["better"]) * _sign(directions[oid])
             w_rho, w_lo, w_hi = _aligned(within, s)
+            # several outcomes per metric: significance at alpha / (number of served outcomes)
+            level = st.alpha / max(1, len(m["serves"]))
+            sig = within["p"] < level
             p_rho = s * pooled["rho"] if pooled is not None and not math.isnan(pooled["rho"]) else 0.0
             basis = f"within-{'agent' if within['level'] == 'agent-week' else 'team'} association"
             label = "weak"
             d = dec.get((m["metric_id"], oid))
             if d is not None and d["decoupled"]:
                 label, basis = "decoupled", "trend over the period"
-            elif w_hi < 0 and -w_rho >= st.min_rho and p_rho <= 0:
+            elif sig and w_rho < 0 and -w_rho >= st.min_rho and p_rho <= 0:
                 label = "adverse"
-            elif w_lo > 0 and w_rho >= st.min_rho and p_rho >= 0:
+            elif sig and w_rho > 0 and w_rho >= st.min_rho and p_rho >= 0:
                 label = "linked"
             rows.append({**base, "label": label, "reason": basis, "rho": w_rho, "ci_low": w_lo, "ci_high": w_hi,
                          "n": int(within["n"]), "basis": basis})
@@ -1054,6 +1061,24 @@ def analyse_audit(audit) -> LinkageResult:
 def audit_findings(audit) -> pd.DataFrame:
     """The linkage lens's complete Findings for an Audit (what ``04_linkage`` saves)."""
     return linkage_findings(analyse_audit(audit))
+
+
+def aligned_associations(res: LinkageResult, kind: str = "within") -> pd.DataFrame:
+    """Associations per register metric × outcome with signs aligned to the better directions.
+
+    ``aligned_rho`` > 0 means "metric better goes with outcome better"; ``served`` marks the
+    outcomes the KPI library says the metric is meant to serve.
+    """
+    directions = dict(zip(res.outcomes["outcome"], res.outcomes["better"]))
+    a = res.associations[res.associations["kind"] == kind]
+    m = res.metrics[res.metrics["note"] == ""][["metric_id", "kpi", "better", "serves"]]
+    out = m.merge(a.drop(columns=["served"]), on="kpi", how="inner")
+    s = np.array([_sign(b) * _sign(directions.get(o, "")) for b, o in zip(out["better"], out["outcome"])], float)
+    lo, hi = s * out["ci_low"].to_numpy(float), s * out["ci_high"].to_numpy(float)
+    out["aligned_rho"] = s * out["rho"].to_numpy(float)
+    out["aligned_low"], out["aligned_high"] = np.fmin(lo, hi), np.fmax(lo, hi)
+    out["served"] = [o in sv for o, sv in zip(out["outcome"], out["serves"])]
+    return out.drop(columns=["serves"]).reset_index(drop=True)
 
 
 def classification_table(res: LinkageResult, names: dict | None = None) -> pd.DataFrame:
