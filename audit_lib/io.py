@@ -24,7 +24,6 @@ import codecs
 import csv
 import datetime as dt
 import difflib
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -988,8 +987,8 @@ def _rows_across(parsed, mask) -> list[int]:
     return rows
 
 
-def _unused_columns(spec, src: _Source, mapping: dict, col: _Collector, *, extra_ok=()) -> None:
-    used = set(mapping.values()) | set(extra_ok)
+def _unused_columns(spec, src: _Source, mapping: dict, col: _Collector) -> None:
+    used = set(mapping.values())
     unused = [c for c in src.columns if c and c not in used]
     if unused:
         col.add("unused_column", "", f"{len(unused)} column(s) are not used by the audit: "
@@ -1002,7 +1001,7 @@ def _unused_columns(spec, src: _Source, mapping: dict, col: _Collector, *, extra
 # =========================================================================== small tables (pandas + pandera)
 
 def _read_small(table: str, inp, report: ValidationReport, con, *, dynamic=None):
-    """Read a small table: (parsed canonical columns as Arrow, client mapping, collector, rows_of, src)."""
+    """Read a small table: (raw Arrow table, canonical -> client mapping, collector, source), or None."""
     spec = schemas.TABLES[table]
     col = _Collector(table, inp.path, report)
     report.files[table] = str(inp.path)
@@ -1152,7 +1151,7 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
                                           "survey", col, rows_of)
     if Survey.ROLE in parsed:
         parsed[Survey.ROLE] = _map_values(parsed[Survey.ROLE], schemas.ROLE_SYNONYMS)
-    items, comments = [], []
+    items = []
     known_metrics = (set(register[Register.METRIC_ID].dropna())
                      if register is not None and Register.METRIC_ID in register.columns else None)
     unknown_metric: dict[str, list[str]] = {}
@@ -1165,9 +1164,8 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
         arr = raw.column(client).combine_chunks()
         if item == Survey.COMMENT:
             parsed[canonical] = _text(arr)
-            comments.append(canonical)
         elif item in ITEM_BANK:
-            parsed[canonical] = _likert(arr, labels, canonical, col, rows_of, params)
+            parsed[canonical] = _likert(arr, labels, canonical, col, rows_of)
             items.append(canonical)
         else:
             close = difflib.get_close_matches(item, list(ITEM_BANK), n=1)
@@ -1240,7 +1238,7 @@ def _map_values(arr: pa.Array, synonyms: dict) -> pa.Array:
     return pc.if_else(pc.is_valid(idx), pc.take(vals, pc.fill_null(idx, 0)), collapsed)
 
 
-def _likert(arr: pa.Array, labels: dict, canonical: str, col: _Collector, rows_of, params) -> pa.Array:
+def _likert(arr: pa.Array, labels: dict, canonical: str, col: _Collector, rows_of) -> pa.Array:
     """Answers 1..5 as floats (later Int64); labels mapped case-insensitively; problems recorded."""
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
         values = pc.cast(arr, pa.float64())
