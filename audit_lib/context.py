@@ -137,12 +137,26 @@ def ensure_prepared(params, run_dir: str | Path, report=None, contacts=None) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     tables = getattr(report, "tables", None) or {}
     tables = tables if isinstance(tables, dict) else {}
-    if contacts is None:
-        contacts = tables.get("contacts")
     _write_small_inputs(run_dir, tables)
     _write_validation(run_dir, report)
-    prep.prepare(params, run_dir, contacts=contacts, register=tables.get("register"))
+    if contacts is None:
+        # hand the loaded contacts over instead of keeping a second reference: prepare drops
+        # them once DuckDB holds what it needs, which lowers the peak memory on large exports
+        contacts = tables.pop("contacts", None)
+    prep.prepare(params, run_dir, contacts=_Handover(contacts) if contacts is not None else None,
+                 register=tables.get("register"))
     return run_dir
+
+
+class _Handover:
+    """A one-owner box: ``prepare`` takes the table out and the caller keeps no reference."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def take_table(self):
+        value, self.value = self.value, None
+        return value
 
 
 def _write_small_inputs(run_dir: Path, tables: dict) -> None:

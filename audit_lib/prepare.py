@@ -241,7 +241,10 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
     if contacts is None:
         from . import io
         contacts = io.load_contacts(params)
+    elif hasattr(contacts, "take_table"):  # handed over by the caller: this function holds the only reference
+        contacts = contacts.take_table()
     table = contacts if isinstance(contacts, pa.Table) else pa.Table.from_pandas(contacts, preserve_index=False)
+    del contacts
     if register is None:
         from . import io
         register = io.load_register(params)
@@ -270,6 +273,9 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                     if c not in _DROP_AFTER_ENRICH] + list(kc.DERIVED_COLUMNS)
             con.execute(f"CREATE TABLE {_ENRICHED} AS SELECT {', '.join(_q(c) for c in keep)} FROM ({enriched_sql})")
             con.unregister("__contacts")
+            coverage = _coverage(table)
+            n_columns = table.num_columns
+            del table  # DuckDB now holds every column the tables need
             timings["enrich"] = time.perf_counter() - tq
             where = []
             if start:
@@ -296,12 +302,12 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                 path = tmp / f"{name}.parquet"
                 if name == P.COVERAGE:
                     import pyarrow.parquet as pq
-                    pq.write_table(_coverage(table), path, compression="zstd")
+                    pq.write_table(coverage, path, compression="zstd")
                 else:
                     rows[name] = _copy(con, queries[name], path)
                 timings[name] = time.perf_counter() - tq
                 paths[name] = final / path.name
-            rows[P.COVERAGE] = table.num_columns
+            rows[P.COVERAGE] = n_columns
         finally:
             con.close()
         manifest = {
