@@ -118,8 +118,10 @@ def test_template_round_trip_through_the_loader(demo_params, tmp_path):
     rows = []
     for i in range(20):
         row = {c: "" for c in header}
-        row.update({Survey.RESPONDENT_ID: f"R{i:03d}", Survey.ROLE: "agent", Survey.TEAM: "Atlas",
-                    Survey.TENURE_BAND: "1-3y"})
+        # the form tool exports the answer labels the questionnaire offers
+        role_label = list(P.ROLE_OPTIONS.values())[i % 3]
+        row.update({Survey.RESPONDENT_ID: f"R{i:03d}", Survey.ROLE: role_label, Survey.TEAM: "Atlas",
+                    Survey.TENURE_BAND: list(P.TENURE_BANDS.values())[i % 4]})
         for c in header:
             if schemas.is_survey_item_column(c):
                 row[c] = P.LIKERT_LABELS[int(rng.integers(5))]
@@ -130,3 +132,4 @@ def test_template_round_trip_through_the_loader(demo_params, tmp_path):
     first = P.item_column(register[Register.METRIC_ID].iloc[0], "fair")
     expected = answers[first].map({label: i + 1 for i, label in enumerate(P.LIKERT_LABELS)})
     assert loaded[first].astype(int).tolist() == expected.tolist()
+    assert loaded[Survey.ROLE].tolist()[:3] == list(Survey.ROLES)
