@@ -470,7 +470,7 @@ def metric_table(register: pd.DataFrame, available: list[str], library=None) -> 
 
 def _grain(periods: pd.Series) -> str:
     p = pd.to_datetime(periods).dropna()
-    if len(p) and (p.dt.dayofweek == 0).all():
+    if len(p) and (p.dt.day_of_week == 0).all():
         gaps = np.diff(np.sort(p.unique()))
         if len(gaps) == 0 or (pd.to_timedelta(gaps) % pd.Timedelta(days=7) == pd.Timedelta(0)).all():
             return "week"
