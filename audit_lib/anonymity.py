@@ -24,6 +24,12 @@ Rules (applied by :func:`guard_groups`):
   audit repeats. Cross-tabulations publish counts only: means are published for
   one-way groupings only.
 
+* **One plan per grouping.** Tables over the same grouping (every per-metric team
+  table, the response rates, the team x role counts) share the survey-wide plan of
+  :func:`survey_guard` -- the same hidden teams and the same order of complementary
+  suppression -- and a table that would need to hide more than the plan (missing
+  answers) is withheld whole, so no two tables can be subtracted from each other.
+
 Survey data are aggregated only through :func:`summarise` / :func:`guarded_rows`,
 which call :func:`guard_groups`; a suppressed group is removed from the rows (its
 label never appears), and the number of hidden groups is kept in ``df.attrs``.
@@ -408,6 +414,12 @@ def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
     counted over respondents with a non-missing ``value_col`` (the group as it
     appears in *this* statistic), then passed through :func:`guard_groups`.
 
+    With a survey-wide plan (``hide`` and ``priority`` from :func:`survey_guard`)
+    the table is **all or nothing**: if, because of missing answers, it would have to
+    hide any group beyond the plan's, it is withheld entirely. So every table over
+    this grouping shows exactly the same groups (or none), and the hidden groups'
+    answers are only ever published as the same union.
+
     Returns
     -------
     DataFrame
@@ -423,6 +435,12 @@ def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
         stats.columns = [by, _MEAN, _MEDIAN, _SD]
         table = table.merge(stats, on=by, how="left")
     shown = guard_groups(table, by, _N, threshold, total=total, hide=hide, priority=priority)
+    if priority is not None:
+        expected = set(table[by]) - set(hide)
+        if set(shown[by]) != expected:
+            withheld = shown.iloc[:0].copy()
+            withheld.attrs = {**shown.attrs, "suppressed": len(table), "withheld": True}
+            shown = withheld
     attrs = dict(shown.attrs)
     n_all = len(data)
     attrs["overall_n"] = n_all if attrs["total_shown"] else math.nan

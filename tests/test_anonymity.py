@@ -278,3 +278,18 @@ def test_guard_groups_two_way_shows_only_large_cells(cells, threshold):
         published = {(r, c) for r in table.index if r != "total" for c in table.columns
                      if c != "total" and not pd.isna(table.at[r, c])}
         assert published == set(zip(shown["team"], shown["role"]))
+
+
+def test_a_table_needing_more_suppression_than_the_survey_plan_is_withheld():
+    survey = pd.DataFrame({"team": ["A"] * 9 + ["B"] * 8 + ["C"] * 7 + ["D"] * 2,
+                           "x": [1.0] * 26})
+    plan = A.survey_guard(survey, "team", 5)
+    assert plan["hide"] == {"C", "D"}          # D small, C the smallest other team
+    full = A.summarise(survey, "team", "x", threshold=5, **plan)
+    assert full["team"].tolist() == ["A", "B"]
+    # B answered this question only 4 times: hiding B as well would pair it with a different
+    # partner than in other tables, so the whole breakdown is withheld
+    partial = survey.copy()
+    partial.loc[partial.index[9:13], "x"] = np.nan
+    out = A.summarise(partial, "team", "x", threshold=5, **plan)
+    assert out.empty and out.attrs["withheld"]

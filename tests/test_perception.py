@@ -445,6 +445,11 @@ def test_no_perception_output_reveals_a_small_team(team_sizes, manager_share, sk
         assert sizes[list(plan["hide"])].sum() >= threshold or len(plan["hide"]) == len(sizes)
     tables = [P.response_rates(survey, threshold=threshold)]
     tables += [P.team_index(survey, m, threshold=threshold) for m in ("AHT", "FCR")]
+    scored = P.score_items(survey)
+    for m, table in zip(("AHT", "FCR"), tables[1:]):
+        # all or nothing: every team table shows exactly the survey plan's teams, or none
+        answered = set(survey.loc[P.respondent_index(scored, m).notna(), Survey.TEAM])
+        assert set(table[Survey.TEAM]) in (set(), answered - plan["hide"])
     for table in tables:
         shown = set(table[Survey.TEAM]) - {"total"}
         assert not shown & plan["hide"], "a team hidden survey-wide appears in a table"
