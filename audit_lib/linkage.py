@@ -79,7 +79,7 @@ __all__ = [
     "LENS", "CLASSES", "CONTACT_OUTCOMES", "LAG_CONVENTION", "spearman", "bootstrap_spearman", "demean",
     "association", "lag_profile", "relative_importance", "trend", "windowed_kpis", "censor_windows",
     "outcome_panel", "metric_table", "outcome_table", "LinkageResult", "analyse", "analyse_audit",
-    "linkage_findings", "audit_findings", "aligned_associations", "classification_table", "association_display", "conclusions",
+    "linkage_findings", "audit_findings", "aligned_associations", "class_summary", "classification_table", "association_display", "conclusions",
 ]
 
 LENS = "linkage"
@@ -1079,6 +1079,15 @@ def aligned_associations(res: LinkageResult, kind: str = "within") -> pd.DataFra
     out["aligned_low"], out["aligned_high"] = np.fmin(lo, hi), np.fmax(lo, hi)
     out["served"] = [o in sv for o, sv in zip(out["outcome"], out["serves"])]
     return out.drop(columns=["serves"]).reset_index(drop=True)
+
+
+def class_summary(findings: pd.DataFrame) -> pd.DataFrame:
+    """The headline: each metric's overall class and the outcomes behind it (from the Findings)."""
+    f = findings[(findings["lens"] == LENS) & (findings["check"] == "linkage_class")
+                 & (findings["scope"] == "overall")]
+    out = f[["metric_id", "label", "evidence"]].rename(columns={"label": "class", "evidence": "outcomes"})
+    out["outcomes"] = out["outcomes"].str.replace(r"^\w+ with ", "", regex=True)
+    return out.sort_values("metric_id", kind="mergesort").reset_index(drop=True)
 
 
 def classification_table(res: LinkageResult, names: dict | None = None) -> pd.DataFrame:
