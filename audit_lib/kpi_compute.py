@@ -45,7 +45,7 @@ from .columns import Derived as D
 from .settings import Thresholds
 
 __all__ = [
-    "KpiFormula", "load_formulas", "computable_kpis", "formula_sql", "derived_sql", "enrich",
+    "KpiFormula", "load_formulas", "computable_kpis", "formula_sql", "flags_sql", "derived_sql", "enrich",
     "kpi_columns_sql", "aggregate_sql", "kpi_values", "CONTACTS_COLUMN", "DERIVED_COLUMNS",
 ]
 
@@ -127,12 +127,40 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None = None) -> str:
+def flags_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None = None,
+              row: str = "__row") -> str | None:
+    """Narrow SELECT ``(row, followed_by_repeat, followed_by_complaint)`` for contacts with a customer.
+
+    ``source`` must carry a unique integer column ``row``. Only the key columns go through the
+    window sort, so large exports need far less memory and time than sorting every column;
+    :func:`derived_sql` joins the result back with ``flags=``. None without ``customer_id``.
+    """
+    thresholds = thresholds or Thresholds()
+    have = set(columns)
+    if C.CUSTOMER_ID not in have:
+        return None
+    days = int(thresholds.repeat_window_days)
+    w = f"PARTITION BY {C.CUSTOMER_ID} ORDER BY {C.STARTED_AT}, {C.CONTACT_ID}"
+    complaint = (f"min(CASE WHEN coalesce({C.COMPLAINT}, false) THEN {C.STARTED_AT} END) OVER "
+                 f"({w} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) <= {C.STARTED_AT} + INTERVAL {days} DAY"
+                 if C.COMPLAINT in have else "CAST(NULL AS BOOLEAN)")
+    return (f"SELECT {_q(row)}, coalesce(lead({C.STARTED_AT}) OVER ({w}) <= {C.STARTED_AT} + INTERVAL {days} DAY, "
+            f"false) AS {D.FOLLOWED_BY_REPEAT}, "
+            + (f"coalesce({complaint}, false)" if C.COMPLAINT in have else complaint)
+            + f" AS {D.FOLLOWED_BY_COMPLAINT} FROM {source} "
+            f"WHERE {C.CUSTOMER_ID} IS NOT NULL AND {C.STARTED_AT} IS NOT NULL")
+
+
+def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None = None, *,
+                flags: str | None = None, windows: bool = True, row: str = "__row") -> str:
     """A SELECT over ``source`` (table/view name) returning every column plus ``Derived`` ones.
 
     Optional contact columns missing from ``columns`` are added as typed NULLs so every
     formula parses; :func:`computable_kpis` decides which KPIs are reported at all.
     Derived columns already present in ``columns`` are kept as they are.
+    ``flags`` names a table from :func:`flags_sql` to join (by ``row``) instead of computing the
+    windows here; ``windows=False`` leaves the repeat/complaint flags NULL (for queries that do
+    not need them).
     """
     thresholds = thresholds or Thresholds()
     cols = list(columns)
@@ -148,7 +176,15 @@ def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | No
     inner_cols = ", ".join([_q(c) for c in cols] + extra)
     # One window pass in (started_at, contact_id) order per customer: the next contact's start,
     # and the start of the first later complaint. Either within N days -> the flag is true.
-    if has_cust:
+    if has_cust and flags:
+        ranked = (f"SELECT {', '.join(['__s.' + _q(c) for c in cols] + extra)}, "
+                  f"__f.{D.FOLLOWED_BY_REPEAT} AS __rep, __f.{D.FOLLOWED_BY_COMPLAINT} AS __comp "
+                  f"FROM {source} AS __s LEFT JOIN {flags} AS __f ON __s.{_q(row)} = __f.{_q(row)}")
+        null_cust = f"{C.CUSTOMER_ID} IS NULL OR {C.STARTED_AT} IS NULL"
+        repeat = f"CASE WHEN {null_cust} THEN NULL ELSE coalesce(__rep, false) END"
+        complaint = (f"CASE WHEN {null_cust} THEN NULL ELSE coalesce(__comp, false) END" if has_complaint
+                     else "CAST(NULL AS BOOLEAN)")
+    elif has_cust and windows:
         w = f"PARTITION BY {C.CUSTOMER_ID} ORDER BY {C.STARTED_AT}, {C.CONTACT_ID}"
         nxt = f"lead({C.STARTED_AT}) OVER ({w}) AS __next_at"
         nxt_c = (f"min(CASE WHEN coalesce({C.COMPLAINT}, false) THEN {C.STARTED_AT} END) OVER "

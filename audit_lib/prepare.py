@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -53,9 +54,8 @@ HISTOGRAM_MEASURES = {C.HANDLE_SECONDS: 1, C.QUEUE_SECONDS: 1, C.FIRST_REPLY_SEC
 INSTANT_REPLY_SECONDS = 60
 
 _ENRICHED = "__enriched"
+_ROW = "__row"
 _AB = f"coalesce({C.ABANDONED}, false)"
-# text-heavy columns no aggregate needs: dropped after the window pass to save memory
-_DROP_AFTER_ENRICH = (C.CONTACT_ID, C.CUSTOMER_ID, C.REASON, C.SITE)
 
 
 def _q(name: str) -> str:
@@ -191,7 +191,7 @@ def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) 
         hist.append(
             f"SELECT '{measure}' AS measure, {C.CHANNEL}, {C.TEAM}, {C.AGENT_ID}, "
             f"floor({measure} / {width}) * {width} AS value, CAST({width} AS INTEGER) AS resolution, count(*) AS count "
-            f"FROM {src} WHERE {measure} IS NOT NULL AND NOT {_AB} GROUP BY ALL")
+            f"FROM __plain WHERE {measure} IS NOT NULL AND NOT {_AB} GROUP BY ALL")
     if hist:
         q[P.HISTOGRAMS] = (" UNION ALL ".join(hist)
                            + f" ORDER BY measure, {C.CHANNEL}, {C.TEAM}, {C.AGENT_ID}, value")
@@ -217,7 +217,7 @@ def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) 
         f"count({rs}) AS resolution_n, "
         f"CAST(CASE WHEN {res} IS NULL THEN NULL ELSE count(*) FILTER "
         f"(WHERE {fr} <= {INSTANT_REPLY_SECONDS} AND {rs} > {res}) END AS BIGINT) AS instant_slow_resolution "
-        f"FROM {src} WHERE {fr} IS NOT NULL GROUP BY ALL ORDER BY {C.TEAM}, {C.AGENT_ID}, {C.CHANNEL}")
+        f"FROM __plain WHERE {fr} IS NOT NULL GROUP BY ALL ORDER BY {C.TEAM}, {C.AGENT_ID}, {C.CHANNEL}")
     return q
 
 
@@ -266,16 +266,20 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
             con.execute(f"SET threads = {threads}")
             # insertion order is irrelevant (every output is ORDER BY'd); dropping it saves memory
             con.execute("SET preserve_insertion_order = false")
-            con.register("__contacts", table)
-            tq = time.perf_counter()
-            enriched_sql = kc.derived_sql("__contacts", table.column_names, th)
-            keep = [c for c in list(table.column_names) + [c for c in C.OPTIONAL if c not in columns]
-                    if c not in _DROP_AFTER_ENRICH] + list(kc.DERIVED_COLUMNS)
-            con.execute(f"CREATE TABLE {_ENRICHED} AS SELECT {', '.join(_q(c) for c in keep)} FROM ({enriched_sql})")
-            con.unregister("__contacts")
+            # a row number lets the narrow window result join back without sorting every column
             coverage = _coverage(table)
             n_columns = table.num_columns
-            del table  # DuckDB now holds every column the tables need
+            names = list(table.column_names)
+            table = table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+            con.register("__contacts", table)
+            tq = time.perf_counter()
+            fsql = kc.flags_sql("__contacts", names, th, row=_ROW)
+            if fsql:
+                con.execute(f"CREATE TEMP TABLE __flags AS {fsql}")
+            con.execute(f"CREATE VIEW {_ENRICHED} AS "
+                        + kc.derived_sql("__contacts", names + [_ROW], th, flags="__flags" if fsql else None, row=_ROW))
+            con.execute("CREATE VIEW __plain_all AS "
+                        + kc.derived_sql("__contacts", names + [_ROW], th, windows=False, row=_ROW))
             timings["enrich"] = time.perf_counter() - tq
             where = []
             if start:
@@ -284,13 +288,14 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
                 where.append(f"{D.DATE} <= DATE '{end}'")
             cond = " AND ".join(where) or "TRUE"
             con.execute(f"CREATE VIEW __in_period AS SELECT * FROM {_ENRICHED} WHERE {cond}")
+            con.execute(f"CREATE VIEW __plain AS SELECT * FROM __plain_all WHERE {cond}")
             stats = con.execute(
                 f"SELECT count(*) FILTER (WHERE {cond}), count(*) FILTER (WHERE NOT ({cond})), "
                 f"min({C.STARTED_AT}) FILTER (WHERE {cond}), max({C.STARTED_AT}) FILTER (WHERE {cond}), "
                 f"count(DISTINCT {D.WEEK}) FILTER (WHERE {cond}), count(DISTINCT {C.AGENT_ID}) FILTER (WHERE {cond}), "
-                f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM {_ENRICHED}").fetchone()
+                f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM __plain_all").fetchone()
             channels = {str(r[0]): int(r[1]) for r in con.execute(
-                f"SELECT {C.CHANNEL}, count(*) FROM __in_period GROUP BY 1 ORDER BY 1").fetchall()}
+                f"SELECT {C.CHANNEL}, count(*) FROM __plain GROUP BY 1 ORDER BY 1").fetchall()}
             tq = time.perf_counter()
             con.execute(f"CREATE TEMP TABLE __base AS {_base_sql('__in_period', th)}")
             timings["base"] = time.perf_counter() - tq

@@ -232,3 +232,26 @@ def test_formula_sql_fills_thresholds_and_rejects_external():
     assert "45" in den and scale == 1.0
     with pytest.raises(ValueError, match="outside the contacts"):
         kc.formula_sql("occupancy")
+
+
+def test_narrow_flags_join_equals_window_pass():
+    # prepare computes the flags on the key columns only and joins them back by row number;
+    # it must give exactly what the one-query window pass gives
+    import duckdb
+    day = pd.Timedelta(days=1)
+    df = repeat_frame()
+    extra = contacts([{"customer_id": "X", "started_at": T0 + 2 * day, "complaint": True},
+                      {"customer_id": "Y", "started_at": T0 + day, "complaint": False}])
+    extra["contact_id"] = ["e1", "e2"]
+    df = pd.concat([df, extra], ignore_index=True)
+    df["complaint"] = df["complaint"].astype("boolean")
+    df["__row"] = range(len(df))
+    con = duckdb.connect()
+    con.register("c", pa.Table.from_pandas(df, preserve_index=False))
+    cols = list(df.columns)
+    con.execute("CREATE TABLE f AS " + kc.flags_sql("c", cols, Thresholds()))
+    joined = con.execute(kc.derived_sql("c", cols, Thresholds(), flags="f")).df().set_index("contact_id")
+    window = con.execute(kc.derived_sql("c", cols, Thresholds())).df().set_index("contact_id")
+    for col in ("followed_by_repeat", "followed_by_complaint"):
+        pd.testing.assert_series_equal(joined[col].sort_index(), window[col].sort_index(), check_dtype=False)
+    assert joined.loc["c000", "followed_by_complaint"] == True  # noqa: E712 - e1 is a complaint 2 days later
