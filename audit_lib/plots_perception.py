@@ -153,6 +153,7 @@ def index_chart(index: pd.DataFrame, names: dict | None = None, min_alpha: float
     ax.set_yticks(y, [_plain(names.get(m, m)) for m in data["metric_id"]], fontsize=8)
     ax.set_xlim(1, 5)
     ax.set_xlabel("perception index (1 = unfavourable, 5 = favourable), 95% interval")
+    ax.set_title("Perception index by metric (dotted line: neutral)", fontsize=10)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
