@@ -194,6 +194,9 @@ def test_kruskal_matches_pingouin_documentation_when_nothing_is_suppressed():
     # effect sizes by hand: epsilon^2 = H / (n - 1), eta^2_H = (H - k + 1) / (n - k); n = 19, k = 4
     assert res["epsilon2"] == pytest.approx(res["h"] / 18)
     assert res["eta2_h"] == pytest.approx((res["h"] - 3) / 15)
+    # through the guard with a threshold every group meets (4), nothing is suppressed
+    guarded = P.kruskal_wallis(data, "Pain threshold", "Hair color", threshold=4)
+    assert guarded["k"] == 4 and guarded["h"] == pytest.approx(10.58863, abs=5e-6)
 
 
 def test_kruskal_drops_the_group_of_four_under_threshold_five():
