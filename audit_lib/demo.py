@@ -502,13 +502,13 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     del closed_wait, sod
 
     # --- follow-up demand: which contacts bring the same customer back, and when ----------------------
-    p_rep = np.full(n, 0.12, dtype=f32)
+    p_rep = np.full(n, 0.105, dtype=f32)
     if plan.comet_fcr:
-        p_rep = np.where(comet, f32(0.40), p_rep)
+        p_rep = np.where(comet, f32(0.34), p_rep)
     if plan.beacon_trend:
-        p_rep = np.where(beacon, _lin(0.09, 0.27, week).astype(f32), p_rep)
+        p_rep = np.where(beacon, _lin(0.08, 0.23, week).astype(f32), p_rep)
     if plan.displacement:
-        p_rep = np.where(is_agent(DISPLACEMENT_AGENTS), f32(0.20), p_rep)
+        p_rep = np.where(is_agent(DISPLACEMENT_AGENTS), f32(0.17), p_rep)
     p_rep = p_rep + np.where(transferred, f32(0.08), f32(0))
     p_rep = np.where(short, f32(0.35), p_rep)
     p_rep = np.where(abandoned, f32(0.55), p_rep)
@@ -516,7 +516,7 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     p_cmp = np.where(promised, f32(0.06), p_cmp)
     if plan.callbacks:
         p_cmp = np.where(kept, f32(0.05), p_cmp)
-        p_cmp = np.where(unkept, f32(0.24), p_cmp)
+        p_cmp = np.where(unkept, f32(0.21), p_cmp)
         p_rep = np.where(unkept, f32(0.30), p_rep)
     p_cmp = np.where(abandoned, f32(0), p_cmp)
     uu = rng.random(n, dtype=f32)
@@ -525,33 +525,39 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     del uu, p_rep, p_cmp
     src = np.flatnonzero(fu_any)
     ns = src.size
-    same_day = rng.random(ns, dtype=f32) < 0.35
-    gap = np.where(same_day, rng.exponential(9000.0, ns) + 300.0,
-                   rng.exponential(1.6 * 86400, ns) + 0.3 * 86400)
-    gap = np.where(abandoned[src], rng.exponential(1200.0, ns) + 30.0, gap)
-    gap = np.where(fu_complaint[src], 0.8 * 86400 + rng.exponential(1.5 * 86400, ns), gap)
-    gap = np.where(gap > 6.8 * 86400, rng.uniform(86400, 6.8 * 86400, ns), gap)
-    target = t[src] + gap.astype(np.int64)
-    inside = target < horizon          # a follow-up after the end of the quarter is not in the export
-    src, target = src[inside], target[inside]
-    base = np.searchsorted(t, target)
-    # the follow-up is one of the contacts starting soon after the target time; the spread keeps
-    # night-time targets from all landing on the first contact of the morning
-    spread = np.where(abandoned[src], 5, max(3, n // 1500)).astype(np.int64)
+    # When the customer comes back: later the same day (retries of abandoned calls within minutes,
+    # other chasers within hours), or on one of the next six days at an ordinary time of that day
+    # (a random contact of the day, so follow-ups follow the daily pattern, not the clock).
+    sday = day[src].astype(np.int64)
+    ab = abandoned[src]
+    soon = (ab | (rng.random(ns, dtype=f32) < 0.35)) & ~fu_complaint[src]
+    wait = np.where(ab, rng.exponential(1200.0, ns) + 30.0, rng.exponential(9000.0, ns) + 300.0)
+    days_later = 1 + np.floor(rng.exponential(np.where(fu_complaint[src], 1.5, 1.3))).astype(np.int64)
+    days_later = np.minimum(days_later, 6)
+    day_bounds = np.searchsorted(day, np.arange(DAYS + 1))
+    base = np.searchsorted(t, t[src] + wait.astype(np.int64))
+    same_day = soon & (base < day_bounds[sday + 1])
+    # a chaser that would fall after closing time comes back at some time the next day
+    target_day = np.where(same_day, sday, np.where(soon, sday + 1, sday + days_later))
+    inside = target_day < DAYS          # a follow-up after the end of the quarter is not in the export
+    src, base, same_day, target_day = src[inside], base[inside], same_day[inside], target_day[inside]
+    lo = day_bounds[target_day]
+    hi = np.where(same_day, np.minimum(base + 5, day_bounds[np.minimum(target_day + 1, DAYS)]),
+                  day_bounds[np.minimum(target_day + 1, DAYS)])
+    lo = np.where(same_day, base, lo)
+    del ab, soon, wait, days_later, sday, inside, target_day, base
     parent = np.full(n, -1, dtype=np.int64)
-    pending = np.arange(src.size)
+    pending = np.flatnonzero(hi > lo)
     for _ in range(4):   # one parent per follow-up contact: losers of a collision try again
-        dst = np.maximum(base[pending] + (rng.random(pending.size) * spread[pending]).astype(np.int64),
-                         src[pending] + 1)
-        ok = dst < n
-        ok[ok] = parent[dst[ok]] < 0
+        dst = lo[pending] + (rng.random(pending.size) * (hi[pending] - lo[pending])).astype(np.int64)
+        ok = parent[dst] < 0
         cand, dst = pending[ok], dst[ok]
         dst_u, first = np.unique(dst, return_index=True)
         parent[dst_u] = src[cand[first]]
         won = np.zeros(src.size, dtype=bool)
         won[cand[first]] = True
-        pending = pending[~won[pending] & (base[pending] < n)]
-    del base, spread, pending, gap, target, inside, same_day
+        pending = pending[~won[pending]]
+    del lo, hi, pending, same_day
     dst = np.flatnonzero(parent >= 0)
     has_fu = np.zeros(n, dtype=bool)
     has_fu[parent[dst]] = True
@@ -967,8 +973,37 @@ def _expected_list(plan: _Plan) -> list[dict]:
             _entry("linkage", "CSAT", "linkage_class",
                    "Team-weeks with higher CSAT have lower churn.", scope="outcome:churn_rate", label="linked"),
         ]
+    return _sorted(e)
+
+
+def _sorted(entries: list[dict]) -> list[dict]:
     order = {lens: i for i, lens in enumerate(("register", "behaviour", "perception", "linkage"))}
-    return sorted(e, key=lambda r: (order[r["lens"]], r["metric_id"], r["check"], r.get("scope", "")))
+    return sorted(entries, key=lambda r: (order[r["lens"]], r["metric_id"], r["check"], r.get("scope", ""),
+                                          r.get("label", "")))
+
+
+def _consequences(plan: _Plan, expected: list[dict]) -> list[dict]:
+    """Flags that follow from the planted behaviours without being planted findings themselves.
+
+    An audit may legitimately raise these; a test of "nothing unexpected" should allow them.
+    """
+    e = []
+    if plan.beacon_trend:
+        e += [
+            _entry("linkage", "AHT", "decoupling",
+                   "Centre AHT improves over the quarter (Beacon's fall) while CSAT does not."),
+            _entry("linkage", "AHT", "linkage_class", "Follows from the decoupling of AHT from CSAT.",
+                   label="decoupled"),
+            _entry("linkage", "FCR", "counterbalance_worsened",
+                   "FCR rises in Beacon while its counterbalance REPEAT worsens there.", scope="team:Beacon"),
+        ]
+    if plan.fcr_trend[0] != plan.fcr_trend[1]:
+        e.append(_entry("linkage", "FCR", "linkage_class", "Follows from the decoupling of coded FCR.",
+                        label="decoupled"))
+    # AHT_TEAM measures the same KPI as AHT, so every data finding of AHT may repeat for it
+    e += [{**x, "metric_id": "AHT_TEAM", "note": "As for AHT (AHT_TEAM is the same KPI). " + x["note"]}
+          for x in expected + e if x["metric_id"] == "AHT" and x["lens"] in ("behaviour", "linkage")]
+    return _sorted(e)
 
 
 def _key(entry: dict) -> tuple:
@@ -982,7 +1017,8 @@ def expected_findings(*, null: bool = False, quarter: int = 1, seed: int = 20260
     plan = _plan(null, quarter)
     found = _expected_list(plan)
     doc = {"client": CLIENT, "period": QUARTERS[quarter].period, "quarter": quarter, "null": bool(null),
-           "seed": int(seed), "contacts": int(contacts), "findings": found}
+           "seed": int(seed), "contacts": int(contacts), "findings": found,
+           "consequences": _consequences(plan, found)}
     if quarter == 2:
         before = {_key(e): e for e in _expected_list(_plan(null, 1))}
         now = {_key(e): e for e in found}

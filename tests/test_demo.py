@@ -610,7 +610,7 @@ def _check_entries(entries, metric_ids):
         if kind == "agent":
             assert re.fullmatch(r"AG0\d\d", value)
         if e["check"] == "linkage_class":
-            assert e["label"] == "linked"
+            assert e["label"] in ("linked", "decoupled")
 
 
 def test_expected_findings_quarter_one(planted):
@@ -628,6 +628,20 @@ def test_expected_findings_quarter_one(planted):
     surrogation = {e["metric_id"]: e["severity"] for e in doc["findings"] if e["check"] == "surrogation_risk"}
     assert surrogation == {"AHT": "high", "FCR": "high", "FRT": "high", "ASA": "medium", "CSAT": "medium"}
     assert len(doc["findings"]) == len(keys) == 23
+    assert {e["label"] for e in doc["findings"] if e["check"] == "linkage_class"} == {"linked"}
+
+
+def test_consequences_follow_from_the_planted_behaviours(planted, null):
+    doc = planted.expected
+    _check_entries(doc["consequences"], set(planted.register[R.METRIC_ID]))
+    keys = {(e["lens"], e["metric_id"], e["check"], e.get("scope"), e.get("label")) for e in doc["consequences"]}
+    planted_keys = {(e["lens"], e["metric_id"], e["check"], e.get("scope"), e.get("label")) for e in doc["findings"]}
+    assert not keys & planted_keys
+    # the duplicate AHT_TEAM mirrors every behaviour and linkage finding of AHT
+    aht = {k[2:] for k in planted_keys | keys if k[1] == "AHT" and k[0] in ("behaviour", "linkage")}
+    assert aht == {k[2:] for k in keys if k[1] == "AHT_TEAM"}
+    assert ("linkage", "FCR", "counterbalance_worsened", "team:Beacon", None) in keys
+    assert null.expected["consequences"] == []
 
 
 def test_expected_findings_null_lists_only_register_problems(null, planted):
