@@ -53,6 +53,29 @@ class BehaviourSettings(Strict):
     bootstrap: int = Field(200, ge=0, le=10000, description="Bootstrap replicates for bunching intervals.")
     seed: int = Field(20261123, description="Seed for every random draw in the lens.")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="Family-wise error rate per detector (multiple agents/teams).")
+    bunching_bins: int = Field(16, ge=8, le=200, description="Bins fitted each side of a target in the bunching check.")
+    bunching_binwidth: float = Field(0, ge=0, description="Bunching bin width in seconds; 0 = target / 24 rounded "
+                                                          "to the histogram resolution (15 s at 360 s).")
+    bunching_excluded_bins: int = Field(4, ge=1, le=20, description="Bins just under the target where excess mass "
+                                                                    "is measured (4 x 15 s = the last minute).")
+    bunching_poly: int = Field(4, ge=1, le=9, description="Degree of the counterfactual polynomial.")
+    bunching_heap_seconds: int = Field(60, ge=0, description="Round-number heaps removed before fitting (exact "
+                                                             "multiples of this many seconds; 0 = none).")
+    bunching_min_b: float = Field(0.5, ge=0, description="Smallest normalised excess mass b flagged.")
+    bunching_min_count: int = Field(1000, ge=100, description="Fewest contacts around the target for a scope.")
+    funnel_level: float = Field(0.998, gt=0.5, lt=1, description="Funnel-plot control limit flagged (short contacts).")
+    short_min_ratio: float = Field(2.0, ge=1, description="Short-contact share must also be this many times peers'.")
+    fcr_max_gap: float = Field(0.10, gt=0, lt=1, description="Coded minus repeat-based FCR that is flagged.")
+    callback_min_rr: float = Field(1.5, ge=1, description="Smallest complaint risk ratio (unkept vs kept) flagged.")
+    callback_target: float = Field(0.95, gt=0, le=1, description="Completion target when the register has none.")
+    callback_margin: float = Field(0.10, ge=0, lt=1, description="Team completion this far below target is flagged.")
+    hollow_min_share: float = Field(0.10, ge=0, le=1, description="Share of first replies within 60 s worth a look.")
+    hollow_min_slow: float = Field(0.25, ge=0, le=1, description="Share of those instant replies resolved slower "
+                                                                 "than the resolution target that is flagged.")
+    surge_week_day: int = Field(4, ge=0, le=6, description="Last working day of the week (0 = Monday, 4 = Friday).")
+    surge_month_days: int = Field(2, ge=1, le=10, description="Last calendar days of a month counted as month end.")
+    surge_min_change: float = Field(0.10, gt=0, lt=1, description="Relative improvement at period end that is flagged.")
+
 
 
 class PerceptionSettings(Strict):
