@@ -77,7 +77,6 @@ class BehaviourSettings(Strict):
     surge_min_change: float = Field(0.10, gt=0, lt=1, description="Relative improvement at period end that is flagged.")
 
 
-
 class PerceptionSettings(Strict):
     """Perception-lens settings."""
     labels: dict[str, int] = Field(
