@@ -79,7 +79,8 @@ __all__ = [
     "LENS", "CLASSES", "CONTACT_OUTCOMES", "LAG_CONVENTION", "spearman", "bootstrap_spearman", "demean",
     "association", "lag_profile", "relative_importance", "trend", "windowed_kpis", "censor_windows",
     "outcome_panel", "metric_table", "outcome_table", "LinkageResult", "analyse", "analyse_audit",
-    "linkage_findings", "audit_findings", "aligned_associations", "class_summary", "classification_table", "association_display", "conclusions",
+    "linkage_findings", "audit_findings", "aligned_associations", "class_summary", "classification_table",
+    "decoupling_display", "counterbalance_display", "association_display", "conclusions",
 ]
 
 LENS = "linkage"
@@ -1100,6 +1101,85 @@ def classification_table(res: LinkageResult, names: dict | None = None) -> pd.Da
         "95% interval": [("" if math.isnan(lo) else f"{lo:+.2f} to {hi:+.2f}") for lo, hi in
                          zip(c["ci_low"], c["ci_high"])],
         "n": c["n"], "basis or reason": c["reason"]})
+
+
+def _units(res: LinkageResult) -> dict:
+    lib = _library()
+    out = {}
+    for kpi in set(res.metrics["kpi"]) | set(res.outcomes["outcome"]):
+        if lib is not None and kpi in lib:
+            out[kpi] = lib.get(kpi).unit
+    return out
+
+
+def _span(res: LinkageResult, measure: str) -> float:
+    t = res.series.loc[(res.series["measure"] == measure) & res.series["value"].notna(), _TIME]
+    return float((t.max() - t.min()).total_seconds() / (7 * 86400)) if len(t) > 1 else math.nan
+
+
+def _amount(x: float, unit: str | None) -> str:
+    if x is None or math.isnan(x):
+        return ""
+    if unit == "share":
+        return f"{100 * x:+.2f} pp"
+    if unit == "seconds":
+        return f"{x:+.1f} s"
+    if x == 0 or abs(x) >= 1e-3:
+        return f"{x:+.3g}"
+    return f"{x:+.6f}"
+
+
+def _change(slope, lo, hi, span, unit) -> str:
+    """Change over the period (slope × span) with its interval, in the measure's unit."""
+    if slope is None or math.isnan(slope) or math.isnan(span):
+        return ""
+    return f"{_amount(slope * span, unit)} [{_amount(lo * span, unit)}, {_amount(hi * span, unit)}]"
+
+
+def decoupling_display(res: LinkageResult, names: dict | None = None) -> pd.DataFrame:
+    """Decoupling per metric × served outcome: change over the period with its interval (+ = better).
+
+    Shares are in percentage points (pp), times in seconds.
+    """
+    names = names or {}
+    units = _units(res)
+    rows = []
+    for d in res.decoupling.to_dict("records"):
+        ok = d["assessable"]
+        rows.append({
+            "metric": names.get(d["metric_id"], d["metric_id"]), "outcome": d["outcome"],
+            "metric improvement over the period (+ = better)": _change(
+                d["metric_slope"], d["metric_ci_low"], d["metric_ci_high"], _span(res, d["kpi"]),
+                units.get(d["kpi"])) if ok else "",
+            "relative to its level": f"{d['metric_change']:+.1%}" if ok else "",
+            "outcome improvement over the period (+ = better)": _change(
+                d["outcome_slope"], d["outcome_ci_low"], d["outcome_ci_high"], _span(res, d["outcome"]),
+                units.get(d["outcome"])) if ok else "",
+            "decoupled": "yes" if d["decoupled"] else ("no" if ok else ""), "reason": d["reason"]})
+    return pd.DataFrame(rows)
+
+
+def counterbalance_display(res: LinkageResult, names: dict | None = None) -> pd.DataFrame:
+    """Counterbalance check per metric × team: change over the team's weeks (+ = better)."""
+    names = names or {}
+    units = _units(res)
+    kpi = dict(zip(res.metrics["metric_id"], res.metrics["kpi"]))
+    rows = []
+    for c in res.counterbalance.to_dict("records"):
+        ok = c["assessable"]
+        share = c.get("cb_worse_share", math.nan)
+        span = float(c["weeks"] - 1) if ok else math.nan
+        rows.append({
+            "metric": names.get(c["metric_id"], c["metric_id"]), "counterbalance": c["counterbalance"],
+            "team": c["team"],
+            "metric improvement (+ = better)": _change(c["metric_slope"], c["metric_ci_low"], c["metric_ci_high"], span,
+                                          units.get(kpi.get(c["metric_id"]))) if ok else "",
+            "counterbalance improvement (+ = better)": _change(c["cb_slope"], c["cb_ci_low"], c["cb_ci_high"], span,
+                                                  units.get(kpi.get(c["counterbalance"]))) if ok else "",
+            "weeks metric improved": c["improved_weeks"] if ok else "",
+            "counterbalance worse in those weeks": "" if not ok or math.isnan(share) else f"{share:.0%}",
+            "worsened": "yes" if c["worsened"] else ("no" if ok else ""), "reason": c["reason"]})
+    return pd.DataFrame(rows)
 
 
 def association_display(res: LinkageResult, kind: str = "within") -> pd.DataFrame:
