@@ -451,9 +451,10 @@ def callback_unkept(callbacks: pd.DataFrame | None, metric_id: str, target: floa
     """
     settings = settings or BehaviourSettings()
     check = "callback_unkept"
-    miss = _missing(callbacks, ("kept", "promised"))
-    if miss or callbacks is None or callbacks["promised"].sum() == 0:
-        return [_na(metric_id, check, C.CALLBACK_PROMISED if miss != "kept" else C.CALLBACK_COMPLETED)]
+    if _missing(callbacks, ("promised",)) or callbacks["promised"].sum() == 0:
+        return [_na(metric_id, check, C.CALLBACK_PROMISED)]
+    if _missing(callbacks, ("kept",)):
+        return [_na(metric_id, check, C.CALLBACK_COMPLETED)]
     cb = callbacks.copy()
     cb["kept"] = cb["kept"].astype(bool)
     target = settings.callback_target if target is None or not np.isfinite(target) else float(target)
