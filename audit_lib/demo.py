@@ -54,6 +54,8 @@ CLIENT = "Harbour Utilities"
 TEAMS = ("Atlas", "Beacon", "Comet", "Delta")
 TEAM_SIZES = (16, 15, 15, 14)
 N_AGENTS = sum(TEAM_SIZES)
+_AGENT_IDS = tuple(f"AG{i + 1:03d}" for i in range(N_AGENTS))
+_AGENT_TEAM = tuple(np.repeat(np.arange(len(TEAMS)), TEAM_SIZES).tolist())
 WEEKS = 13
 DAYS = WEEKS * 7
 
@@ -239,8 +241,8 @@ def _agent_index(agent_id: str) -> int:
 def _agents(seed: int, quarter: _Quarter) -> _Agents:
     """The staff: traits depend on the seed only (same people in both quarters and modes)."""
     rng = _rng(seed, 1)
-    ids = [f"AG{i + 1:03d}" for i in range(N_AGENTS)]
-    team = np.repeat(np.arange(len(TEAMS), dtype=np.int8), TEAM_SIZES)
+    ids = list(_AGENT_IDS)
+    team = np.array(_AGENT_TEAM, dtype=np.int8)
     fte = rng.choice(np.array([1.0, 0.8, 0.6]), size=N_AGENTS, p=[0.7, 0.2, 0.1])
     aht_log = rng.normal(0.0, 0.08, N_AGENTS)
     transfer = 0.06 * np.exp(rng.normal(0.0, 0.15, N_AGENTS))
@@ -390,7 +392,8 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     beacon = team == TEAMS.index("Beacon")
     comet = team == TEAMS.index("Comet")
 
-    # shocks: agent-week backlog and team-week strain (slower resolution; lower CSAT when planted)
+    # shocks: agent-week backlog (slower resolution; lower CSAT when planted) and team-week
+    # strain (lower CSAT when planted)
     z_aw = rng.standard_normal((N_AGENTS, WEEKS)).astype(f32)
     u_tw = rng.standard_normal((len(TEAMS), WEEKS)).astype(f32)
     # strain moves between teams from week to week, but the centre as a whole has no good or bad
@@ -487,8 +490,8 @@ def _contacts(n: int, seed: int, plan: _Plan, quarter: _Quarter, agents: _Agents
     escalated = rng.random(nc, dtype=f32) < 0.20
     resolution[chat] = handle[chat] + first_reply[chat] + np.where(
         escalated, _lognormal(rng, 8 * 3600.0, 0.8, nc), f32(0))
-    # backlog weeks resolve slower (agent-week and team-week strain)
-    resolution = resolution * np.exp(0.3 * z + 0.2 * zt)
+    # an agent's backlog weeks resolve slower
+    resolution = resolution * np.exp(0.2 * z)
     first_reply = np.rint(first_reply)
     resolution = np.rint(resolution)
     horizon = DAYS * 86400
@@ -988,6 +991,18 @@ def _consequences(plan: _Plan, expected: list[dict]) -> list[dict]:
     An audit may legitimately raise these; a test of "nothing unexpected" should allow them.
     """
     e = []
+    team_agents = {team: [a for a, ti in zip(_AGENT_IDS, _AGENT_TEAM) if TEAMS[ti] == team] for team in TEAMS}
+    if plan.bunching:
+        e.append(_entry("behaviour", "AHT", "threshold_bunching",
+                        "Beacon's bunching shows in the centre-wide distribution too.", scope="overall"))
+        e += [_entry("behaviour", "AHT", "threshold_bunching", f"{a} is a Beacon agent; Beacon agents all bunch.",
+                     scope=f"agent:{a}") for a in team_agents["Beacon"]]
+    if plan.comet_fcr:
+        e += [_entry("behaviour", "FCR", "fcr_integrity", f"{a} is a Comet agent; Comet agents all over-code FCR.",
+                     scope=f"agent:{a}") for a in team_agents["Comet"]]
+    if plan.callbacks:
+        e.append(_entry("behaviour", "CALLBACK", "callback_unkept", "Beacon is where the promises are broken.",
+                        scope="team:Beacon"))
     if plan.beacon_trend:
         e += [
             _entry("linkage", "AHT", "decoupling",
