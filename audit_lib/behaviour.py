@@ -38,9 +38,9 @@ from .settings import BehaviourSettings, Thresholds
 
 __all__ = [
     "LENS", "CHECKS", "NEEDS", "threshold_bunching", "bunching_profile", "short_contacts", "funnel_limits",
-    "displacement", "fcr_integrity", "callback_unkept", "callback_backlog", "hollow_first_reply",
+    "short_contact_funnel", "displacement", "displacement_table", "selection_table", "fcr_integrity", "callback_unkept", "callback_backlog", "hollow_first_reply",
     "end_of_period_surge", "survey_selection", "catalogue_risks", "assess", "audit_findings",
-    "bunching_settings",
+    "bunching_settings", "risk_overview", "flag_table", "flag_counts", "check_table",
 ]
 
 LENS = "behaviour"
@@ -183,8 +183,9 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
                        threshold_name: str = "target") -> list[dict]:
     """Excess mass just under a per-contact threshold: overall, per team, per agent.
 
-    Flag (medium; high when ``b`` ≥ 2 × ``bunching_min_b``) when ``b`` ≥ ``bunching_min_b`` and
-    ``B / se(B)`` exceeds the Bonferroni critical value of its family (teams, agents).
+    Flag (medium; high when ``b`` is twice the minimum) when ``b`` ≥ ``bunching_min_b``
+    (``bunching_min_b_agent`` for a single agent) and ``B / se(B)`` (bootstrap standard
+    error) exceeds the Bonferroni critical value of its family (teams, agents).
     ``value`` = b (excess mass over the counterfactual per excluded bin), ``ci`` = bootstrap
     interval of b, ``n`` = contacts in the analysis window; evidence gives B, uncorrected b
     and the window.
@@ -224,8 +225,10 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
     for family, scope, res in results:
         zcrit = _bonferroni_z(settings.alpha, sizes[family])
         zval = res.B / res.B_se if res.B_se and np.isfinite(res.B_se) and res.B_se > 0 else math.nan
-        flagged = res.b >= settings.bunching_min_b and np.isfinite(zval) and zval >= zcrit
-        sev = ("high" if res.b >= 2 * settings.bunching_min_b else "medium") if flagged else "ok"
+        # one agent's histogram is small and the agent's own pace bends the curve: a larger excess is needed
+        min_b = settings.bunching_min_b_agent if family == "agent" else settings.bunching_min_b
+        flagged = res.b >= min_b and np.isfinite(zval) and zval >= zcrit
+        sev = ("high" if res.b >= 2 * min_b else "medium") if flagged else "ok"
         excess_share = res.B / res.n if res.n else math.nan
         detail = (f"{res.B:.0f} more contacts than expected ended in {lo_edge:g}{_DASH}{hi_edge:g} s, just under the "
                   f"{threshold_name} of {threshold:g} s ({_fmt_pct(excess_share)} of the {res.n:,} contacts around "
@@ -236,7 +239,7 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
                        "of contacts in the window.")
         rows.append(finding(
             LENS, metric_id, check, sev, scope=scope, label=measure, value=res.b,
-            threshold=settings.bunching_min_b, ci_low=res.b_ci[0], ci_high=res.b_ci[1], n=res.n,
+            threshold=min_b, ci_low=res.b_ci[0], ci_high=res.b_ci[1], n=res.n,
             evidence=(f"B={res.B:.1f}; b={res.b:.3f}; b_uncorrected={res.b_uncorrected:.3f}; "
                       f"z={zval:.2f} vs {zcrit:.2f}; window=[{lo_edge:g},{hi_edge:g}); "
                       f"binwidth={cfg['binwidth']:g}; poly={cfg['poly']}; heaps_removed={cfg['heap_period']}"),
@@ -263,110 +266,154 @@ def funnel_limits(p0: float, n: np.ndarray, levels=(0.95, 0.998)) -> pd.DataFram
     return pd.DataFrame(out)
 
 
+def short_contact_funnel(signatures: pd.DataFrame, *, settings: BehaviourSettings | None = None,
+                         thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> pd.DataFrame:
+    """Per agent: very short voice calls against peers, with the funnel's upper limit.
+
+    Columns ``agent_id, agent`` (shown name), ``team, n, short, share, p0`` (peer rate: all
+    other agents pooled), ``centre_rate, upper`` (limit at ``funnel_level``), ``p_upper``
+    (one-sided exact binomial p-value), ``ratio, flagged``. Agents with fewer than
+    ``thresholds.min_contacts_agent`` voice calls are left out.
+    """
+    settings = settings or BehaviourSettings()
+    thresholds = thresholds or Thresholds()
+    pseudonym = pseudonym or _ident
+    s = signatures[signatures["voice_handled"] >= thresholds.min_contacts_agent].sort_values(C.AGENT_ID)
+    k, n = s["short_contacts"].to_numpy(float), s["voice_handled"].to_numpy(float)
+    tail = (1 - settings.funnel_level) / 2
+    p0 = (k.sum() - k) / np.maximum(n.sum() - n, 1)
+    share = k / np.maximum(n, 1)
+    out = pd.DataFrame({
+        C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
+        C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": n.astype(int), "short": k.astype(int),
+        "share": share, "p0": p0, "centre_rate": k.sum() / max(n.sum(), 1),
+        "upper": stats.binom.ppf(1 - tail, n, p0) / np.maximum(n, 1),
+        "p_upper": stats.binom.sf(k - 1, n, p0)})
+    out["ratio"] = np.where(out["p0"] > 0, out["share"] / out["p0"], np.inf)
+    out["flagged"] = (out["p_upper"] < tail) & (out["ratio"] >= settings.short_min_ratio)
+    return out.reset_index(drop=True)
+
+
 def short_contacts(signatures: pd.DataFrame | None, metric_id: str, *, settings: BehaviourSettings | None = None,
                    thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> list[dict]:
     """Agents whose share of very short voice contacts is above the funnel's 99.8 % limit.
 
     Flag (high) when the one-sided exact binomial p-value against the peer rate (all other
-    agents pooled) is below ``(1 - 0.998) / 2`` and the share is at least ``short_min_ratio``
-    times the peer rate. ``value`` = agent's share, ``threshold`` = upper 99.8 % limit.
+    agents pooled) is below ``(1 - funnel_level) / 2`` and the share is at least
+    ``short_min_ratio`` times the peer rate. ``value`` = agent's share, ``threshold`` = upper
+    limit, interval = Wilson 95 %.
+    """
+    settings = settings or BehaviourSettings()
+    thresholds = thresholds or Thresholds()
+    check = "short_contacts"
+    if _missing(signatures, ("voice_handled", "short_contacts")):
+        return [_na(metric_id, check, C.HANDLE_SECONDS)]
+    f = short_contact_funnel(signatures, settings=settings, thresholds=thresholds, pseudonym=pseudonym)
+    if f.empty:
+        return [finding(LENS, metric_id, check, "not_assessable",
+                        detail=f"not assessable {_DASH} no agent has {thresholds.min_contacts_agent} voice contacts")]
+    rows = []
+    for r in f.itertuples(index=False):
+        lo, hi = _wilson(r.short, r.n, 1.96)
+        detail = (f"{_fmt_pct(r.share)} of this agent's {r.n:,} answered calls lasted under "
+                  f"{thresholds.short_contact_seconds} s, against {_fmt_pct(r.p0)} for peers.")
+        if r.flagged:
+            detail += (" Far more very short calls than chance allows: possible hang-ups to protect handle time. "
+                       "Innocent explanations: misrouted calls transferred at once, silent or line-drop calls, a "
+                       "queue that takes wrong numbers; listen to a sample before concluding.")
+        rows.append(finding(LENS, metric_id, check, "high" if r.flagged else "ok", scope=f"agent:{r.agent}",
+                            label=str(getattr(r, C.TEAM)), value=r.share, threshold=r.upper, ci_low=lo, ci_high=hi,
+                            n=r.n, evidence=f"short={r.short}; peer_rate={r.p0:.5f}; p_upper={r.p_upper:.3g}; "
+                                            f"ratio={r.ratio:.2f}",
+                            detail=detail))
+    return rows
+
+
+def displacement_table(signatures: pd.DataFrame, *, settings: BehaviourSettings | None = None,
+                       thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> pd.DataFrame:
+    """Per agent: AHT, transfer and repeat rates, their robust scores, joint score and flag.
+
+    Robust score = (x - median) / (1.4826 MAD) across agents. Joint score =
+    ``min(-z_aht, max(z_transfer, z_repeat))``: large only when the agent is *both* fast and
+    high on transfers or repeats. Under independence the chance that one agent's joint score
+    exceeds c through one rate is ``(1 - Φ(c))²``, so ``c`` solves
+    ``(1 - Φ(c))² = alpha / (agents × rates)`` (family-wise ``alpha``). ``mahalanobis`` is the
+    distance of the agent's (AHT, rates) from the centre, for the evidence.
+
+    Agents differ naturally more than chance alone, so a flag also needs a material effect:
+    AHT at least ``displacement_min_drop`` below the median agent and a rate at least
+    ``displacement_min_ratio`` times the median agent's (with its own score ≥ c).
     """
     settings = settings or BehaviourSettings()
     thresholds = thresholds or Thresholds()
     pseudonym = pseudonym or _ident
-    check = "short_contacts"
-    miss = _missing(signatures, ("voice_handled", "short_contacts"))
-    if miss:
-        return [_na(metric_id, check, C.HANDLE_SECONDS)]
-    s = signatures[signatures["voice_handled"] >= thresholds.min_contacts_agent].sort_values(C.AGENT_ID)
-    if s.empty:
-        return [finding(LENS, metric_id, check, "not_assessable",
-                        detail=f"not assessable {_DASH} no agent has {thresholds.min_contacts_agent} voice contacts")]
-    k, n = s["short_contacts"].to_numpy(float), s["voice_handled"].to_numpy(float)
-    tail = (1 - settings.funnel_level) / 2
-    rows = []
-    for i, (_, r) in enumerate(s.iterrows()):
-        peer_k, peer_n = k.sum() - k[i], n.sum() - n[i]
-        p0 = peer_k / peer_n if peer_n > 0 else math.nan
-        share = k[i] / n[i]
-        upper = stats.binom.ppf(1 - tail, n[i], p0) / n[i]
-        p_up = stats.binom.sf(k[i] - 1, n[i], p0)
-        flagged = p_up < tail and share >= settings.short_min_ratio * p0
-        sev = "high" if flagged else "ok"
-        lo, hi = _wilson(k[i], n[i], 1.96)
-        detail = (f"{_fmt_pct(share)} of this agent's {int(n[i]):,} answered calls lasted under "
-                  f"{thresholds.short_contact_seconds} s, against {_fmt_pct(p0)} for peers.")
-        if flagged:
-            detail += (" Far more very short calls than chance allows: possible hang-ups to protect handle time. "
-                       "Innocent explanations: misrouted calls transferred at once, silent or line-drop calls, a "
-                       "queue that takes wrong numbers; listen to a sample before concluding.")
-        rows.append(finding(LENS, metric_id, check, sev, scope=f"agent:{pseudonym(r[C.AGENT_ID])}",
-                            label=str(r.get(C.TEAM, "")), value=share, threshold=upper, ci_low=lo, ci_high=hi,
-                            n=int(n[i]), evidence=f"short={int(k[i])}; peer_rate={p0:.5f}; p_upper={p_up:.3g}; "
-                                                  f"ratio={share / p0 if p0 > 0 else math.nan:.2f}",
-                            detail=detail))
-    return rows
+    have_t = _missing(signatures, ("transfers", "transfer_n")) is None
+    have_r = _missing(signatures, ("repeats", "repeat_n")) is None
+    s = signatures[(signatures["voice_handled"] >= thresholds.min_contacts_agent) & signatures["aht"].notna()]
+    s = s.sort_values(C.AGENT_ID).reset_index(drop=True)
+    t_rate = (s["transfers"] / s["transfer_n"]).to_numpy(float) if have_t else np.full(len(s), np.nan)
+    r_rate = (s["repeats"] / s["repeat_n"]).to_numpy(float) if have_r else np.full(len(s), np.nan)
+    z_aht = _robust_z(s["aht"].to_numpy(float)) if len(s) else np.empty(0)
+    zt = _robust_z(t_rate) if have_t and len(s) else np.full(len(s), -np.inf)
+    zr = _robust_z(r_rate) if have_r and len(s) else np.full(len(s), -np.inf)
+    joint = np.minimum(-z_aht, np.maximum(zt, zr))
+    m = max(len(s) * (int(have_t) + int(have_r)), 1)
+    c = float(stats.norm.isf(math.sqrt(settings.alpha / m)))
+    cols = [s["aht"].to_numpy(float)] + [x for x, ok in ((t_rate, have_t), (r_rate, have_r)) if ok]
+    maha = np.full(len(s), np.nan)
+    if len(s) > len(cols) + 1:
+        Xm = np.column_stack(cols)
+        inv = np.linalg.pinv(np.cov(Xm, rowvar=False))
+        dev = Xm - Xm.mean(axis=0)
+        maha = np.sqrt(np.einsum("ij,jk,ik->i", dev, inv, dev))
+    out = pd.DataFrame({
+        C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
+        C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": s["voice_handled"].to_numpy(int),
+        "aht": s["aht"].to_numpy(float), "transfer_rate": t_rate, "repeat_rate": r_rate, "z_aht": z_aht,
+        "z_transfer": zt, "z_repeat": zr, "joint": joint, "critical": c, "mahalanobis": maha})
+    # scores alone over-react when agents differ naturally (their spread is wider than chance):
+    # the agent must also be clearly faster and clearly higher on a rate than the typical agent
+    med_aht = np.nanmedian(out["aht"]) if len(out) else np.nan
+    ratio_t = out["transfer_rate"] / np.nanmedian(t_rate) if have_t and len(out) else np.nan
+    ratio_r = out["repeat_rate"] / np.nanmedian(r_rate) if have_r and len(out) else np.nan
+    big_rate = ((ratio_t >= settings.displacement_min_ratio) & (out["z_transfer"] >= c)) | \
+               ((ratio_r >= settings.displacement_min_ratio) & (out["z_repeat"] >= c))
+    out["flagged"] = ((out["joint"] >= c) & (out["aht"] <= (1 - settings.displacement_min_drop) * med_aht)
+                      & big_rate)
+    return out
 
 
 def displacement(signatures: pd.DataFrame | None, metric_id: str, *, settings: BehaviourSettings | None = None,
                  thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> list[dict]:
     """Agents who are *jointly* fast (low AHT) and high on transfers or 7-day repeats.
 
-    Each agent gets robust standard scores (median / MAD across agents) for AHT, transfer
-    rate and repeat rate. The joint score is ``min(-z_aht, max(z_transfer, z_repeat))``: it is
-    large only when both sides are extreme. Under independence the chance that it exceeds c
-    is about ``2 (1 - Φ(c))²``, so c is set to keep the family-wise rate at ``alpha`` over
-    the agents. Flag (high) when the joint score ≥ c.
+    See :func:`displacement_table` for the joint score and its critical value (family-wise
+    ``alpha`` over agents). Flag (high) when the joint score reaches the critical value.
+    ``value`` = joint score, ``threshold`` = critical value.
     """
     settings = settings or BehaviourSettings()
     thresholds = thresholds or Thresholds()
-    pseudonym = pseudonym or _ident
     check = "displacement"
-    miss = _missing(signatures, ("aht",))
-    if miss:
+    if _missing(signatures, ("aht", "voice_handled")):
         return [_na(metric_id, check, C.HANDLE_SECONDS)]
-    have_t = _missing(signatures, ("transfers", "transfer_n")) is None
-    have_r = _missing(signatures, ("repeats", "repeat_n")) is None
-    if not (have_t or have_r):
+    if _missing(signatures, ("transfers", "transfer_n")) and _missing(signatures, ("repeats", "repeat_n")):
         return [_na(metric_id, check, f"{C.TRANSFERRED} or {C.CUSTOMER_ID}")]
-    s = signatures[(signatures["voice_handled"] >= thresholds.min_contacts_agent) & signatures["aht"].notna()]
-    s = s.sort_values(C.AGENT_ID).reset_index(drop=True)
-    if len(s) < 10:
+    t = displacement_table(signatures, settings=settings, thresholds=thresholds, pseudonym=pseudonym)
+    if len(t) < 10:
         return [finding(LENS, metric_id, check, "not_assessable",
                         detail=f"not assessable {_DASH} fewer than 10 agents with enough contacts")]
-    z_aht = _robust_z(s["aht"].to_numpy(float))
-    zt = _robust_z((s["transfers"] / s["transfer_n"]).to_numpy(float)) if have_t else np.full(len(s), -np.inf)
-    zr = _robust_z((s["repeats"] / s["repeat_n"]).to_numpy(float)) if have_r else np.full(len(s), -np.inf)
-    joint = np.minimum(-z_aht, np.maximum(zt, zr))
-    m = len(s) * (int(have_t) + int(have_r))
-    c = float(stats.norm.isf(math.sqrt(settings.alpha / m)))
-    # also the Mahalanobis distance of (AHT, transfer, repeat) for the evidence
-    cols = [s["aht"].to_numpy(float)]
-    if have_t:
-        cols.append((s["transfers"] / s["transfer_n"]).to_numpy(float))
-    if have_r:
-        cols.append((s["repeats"] / s["repeat_n"]).to_numpy(float))
-    Xm = np.column_stack(cols)
-    cov = np.cov(Xm, rowvar=False)
-    inv = np.linalg.pinv(cov)
-    dev = Xm - Xm.mean(axis=0)
-    maha = np.sqrt(np.einsum("ij,jk,ik->i", dev, inv, dev))
     rows = []
-    for i, r in s.iterrows():
-        flagged = joint[i] >= c
-        t_rate = r["transfers"] / r["transfer_n"] if have_t else math.nan
-        r_rate = r["repeats"] / r["repeat_n"] if have_r else math.nan
-        detail = (f"Handle time {r['aht']:.0f} s (score {z_aht[i]:+.1f}), transfers {_fmt_pct(t_rate)} "
-                  f"(score {zt[i]:+.1f}), 7-day repeats {_fmt_pct(r_rate)} (score {zr[i]:+.1f}).")
-        if flagged:
+    for r in t.itertuples(index=False):
+        detail = (f"Handle time {r.aht:.0f} s (score {r.z_aht:+.1f}), transfers {_fmt_pct(r.transfer_rate)} "
+                  f"(score {r.z_transfer:+.1f}), 7-day repeats {_fmt_pct(r.repeat_rate)} (score {r.z_repeat:+.1f}).")
+        if r.flagged:
             detail += (" Fast calls paid for elsewhere: work may be passed on or parked. Innocent explanations: "
                        "the agent takes a simple first-line queue that is meant to transfer, or is in training "
                        "with a buddy.")
-        rows.append(finding(LENS, metric_id, check, "high" if flagged else "ok",
-                            scope=f"agent:{pseudonym(r[C.AGENT_ID])}", label=str(r.get(C.TEAM, "")),
-                            value=float(joint[i]), threshold=c, n=int(r["voice_handled"]),
-                            evidence=f"z_aht={z_aht[i]:.2f}; z_transfer={zt[i]:.2f}; z_repeat={zr[i]:.2f}; "
-                                     f"mahalanobis={maha[i]:.2f}",
+        rows.append(finding(LENS, metric_id, check, "high" if r.flagged else "ok", scope=f"agent:{r.agent}",
+                            label=str(getattr(r, C.TEAM)), value=float(r.joint), threshold=r.critical, n=r.n,
+                            evidence=f"z_aht={r.z_aht:.2f}; z_transfer={r.z_transfer:.2f}; "
+                                     f"z_repeat={r.z_repeat:.2f}; mahalanobis={r.mahalanobis:.2f}",
                             detail=detail))
     return rows
 
@@ -590,9 +637,10 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
     Per team, two windows: the last working day of the week (``surge_week_day``, default
     Friday) against Monday–Thursday, and the last ``surge_month_days`` calendar days of each
     month against the other days (with weekday effects removed). Weighted OLS of the daily
-    value (weights = the day's denominator) with HC1 errors. Flag (medium) when the
-    relative improvement ≥ ``surge_min_change`` and its z exceeds the Bonferroni value over
-    teams × windows.
+    value (weights = the day's denominator, a linear trend over the period included) with HC1
+    errors. Flag (medium) when the relative improvement ≥ ``surge_min_change`` and its t
+    exceeds the Bonferroni critical value over teams × windows, with as many degrees of
+    freedom as end-of-period days minus one (the robust error rests on those few days).
     """
     settings = settings or BehaviourSettings()
     check = "end_of_period_surge"
@@ -601,7 +649,6 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
         return [_na(metric_id, check, kpi if miss.startswith(kpi) else miss)]
     td = team_day[team_day[kpi].notna() & (team_day[f"{kpi}__n"] > 0)]
     teams = sorted(td[C.TEAM].dropna().unique()) if C.TEAM in td else []
-    zcrit = _bonferroni_z(settings.alpha, max(len(teams), 1) * 2)
     sign = -1.0 if better == "lower" else 1.0
     rows = []
     for t in teams:
@@ -619,7 +666,7 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
             X = np.column_stack([np.ones(m.sum()), (wd[m] == settings.surge_week_day).astype(float), trend[m]])
             eff, se = _ols_effect(y[m], X, w[m], 1)
             base = np.average(y[m][wd[m] != settings.surge_week_day], weights=w[m][wd[m] != settings.surge_week_day])
-            found.append(("week", eff, se, base, int(w[m].sum())))
+            found.append(("week", eff, se, base, int(w[m].sum()), int((wd[m] == settings.surge_week_day).sum())))
         # last days of the month, weekday effects removed
         # a month counts only when at least a week of it is observed: the end days of a month the
         # period merely clips are the first days of the data, not a month end anyone reports on
@@ -636,11 +683,14 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
             eff, se = _ols_effect(y[whole], X, w[whole], 0)
             ref = whole & (end == 0)
             base = np.average(y[ref], weights=w[ref])
-            found.append(("month", eff, se, base, int(w[whole].sum())))
-        for window, eff, se, base, n in found:
+            found.append(("month", eff, se, base, int(w[whole].sum()), int(end[whole].sum())))
+        for window, eff, se, base, n, treated in found:
             improvement = sign * eff / base if base else math.nan
             zval = sign * eff / se if se > 0 else math.nan
-            flagged = improvement >= settings.surge_min_change and np.isfinite(zval) and zval >= zcrit
+            # robust errors lean on the few end-of-period days: judge against t with (those days - 1)
+            # degrees of freedom, Bonferroni over teams x windows
+            tcrit = float(stats.t.isf(settings.alpha / (max(len(teams), 1) * 2), max(treated - 1, 1)))
+            flagged = improvement >= settings.surge_min_change and np.isfinite(zval) and zval >= tcrit
             when = "on the last working day of the week" if window == "week" else "in the last days of the month"
             detail = (f"{kpi} is {abs(improvement) * 100:.1f} % {'better' if improvement > 0 else 'worse'} {when} "
                       f"than on the team's other days.")
@@ -651,7 +701,8 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
                                 label=window, value=improvement, threshold=settings.surge_min_change, n=n,
                                 ci_low=(sign * eff - 1.96 * se) / base if base else None,
                                 ci_high=(sign * eff + 1.96 * se) / base if base else None,
-                                evidence=f"effect={eff:.4g}; se={se:.4g}; base={base:.4g}; z={zval:.2f} vs {zcrit:.2f}",
+                                evidence=f"effect={eff:.4g}; se={se:.4g}; base={base:.4g}; t={zval:.2f} vs "
+                                         f"{tcrit:.2f} (df {max(treated - 1, 1)}); days={treated}",
                                 detail=detail))
     if not rows:
         return [finding(LENS, metric_id, check, "not_assessable",
@@ -659,48 +710,68 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
     return rows
 
 
-def survey_selection(signatures: pd.DataFrame | None, metric_id: str, *, settings: BehaviourSettings | None = None,
-                     thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> list[dict]:
-    """Agents with a low survey response rate *and* a high score: surveys offered selectively.
+def selection_table(signatures: pd.DataFrame, *, settings: BehaviourSettings | None = None,
+                    thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> pd.DataFrame:
+    """Per agent: survey response rate, share of 4-5 answers, their scores, joint score and flag.
 
-    Robust score of the response rate (responses / contacts) across agents, and a binomial
-    score of the top-2 share against peers; joint score ``min(-z_response, z_score)``,
-    critical value as in :func:`displacement` (family-wise ``alpha`` over agents).
+    Response rate = CSAT answers / contacts, robust score across agents; top-2 share scored
+    against peers (all other agents pooled) with a binomial z, itself re-scaled robustly across
+    agents (natural differences between agents are wider than chance). A flag also needs the
+    response rate at most ``selection_max_response_ratio`` of the median agent's and a top-2
+    share ``selection_min_gain`` above peers. Joint score
+    ``min(-z_response, z_top2)``; critical value solves ``(1 - Φ(c))² = alpha / agents``.
+    Agents below ``min_contacts_agent`` contacts or ``min_surveys`` answers are left out.
     """
     settings = settings or BehaviourSettings()
     thresholds = thresholds or Thresholds()
     pseudonym = pseudonym or _ident
-    check = "survey_selection"
-    miss = _missing(signatures, ("csat_responses", "csat_top2", "contacts"))
-    if miss:
-        return [_na(metric_id, check, C.CSAT)]
     s = signatures[(signatures["contacts"] >= thresholds.min_contacts_agent)
                    & (signatures["csat_responses"] >= thresholds.min_surveys)]
     s = s.sort_values(C.AGENT_ID).reset_index(drop=True)
-    if len(s) < 10:
+    resp = (s["csat_responses"] / s["contacts"]).to_numpy(float)
+    k, n = s["csat_top2"].to_numpy(float), s["csat_responses"].to_numpy(float)
+    peer = (k.sum() - k) / np.maximum(n.sum() - n, 1)
+    share = k / np.maximum(n, 1)
+    z_resp = _robust_z(resp) if len(s) else np.empty(0)
+    z_bin = (share - peer) / np.sqrt(np.maximum(peer * (1 - peer), 1e-12) / np.maximum(n, 1))
+    # agents' satisfaction differs more than binomial chance: re-scale the scores robustly
+    z_top = _robust_z(z_bin) if len(s) else z_bin
+    joint = np.minimum(-z_resp, z_top)
+    c = float(stats.norm.isf(math.sqrt(settings.alpha / max(len(s), 1))))
+    return pd.DataFrame({
+        C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
+        C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": n.astype(int), "response_rate": resp,
+        "top2": share, "peer_top2": peer, "z_response": z_resp, "z_top2": z_top, "joint": joint, "critical": c,
+        "flagged": (joint >= c) & (resp <= settings.selection_max_response_ratio * np.nanmedian(resp))
+                   & (share >= peer + settings.selection_min_gain)})
+
+
+def survey_selection(signatures: pd.DataFrame | None, metric_id: str, *, settings: BehaviourSettings | None = None,
+                     thresholds: Thresholds | None = None, pseudonym: Pseudonym | None = None) -> list[dict]:
+    """Agents with a low survey response rate *and* a high score: surveys offered selectively.
+
+    See :func:`selection_table`. Flag (high) when the joint score reaches the critical value.
+    """
+    settings = settings or BehaviourSettings()
+    thresholds = thresholds or Thresholds()
+    check = "survey_selection"
+    if _missing(signatures, ("csat_responses", "csat_top2", "contacts")):
+        return [_na(metric_id, check, C.CSAT)]
+    t = selection_table(signatures, settings=settings, thresholds=thresholds, pseudonym=pseudonym)
+    if len(t) < 10:
         return [finding(LENS, metric_id, check, "not_assessable",
                         detail=f"not assessable {_DASH} fewer than 10 agents with {thresholds.min_surveys} surveys")]
-    resp = (s["csat_responses"] / s["contacts"]).to_numpy(float)
-    z_resp = _robust_z(resp)
-    k, n = s["csat_top2"].to_numpy(float), s["csat_responses"].to_numpy(float)
-    peer = (k.sum() - k) / (n.sum() - n)
-    share = k / n
-    z_score = (share - peer) / np.sqrt(peer * (1 - peer) / n)
-    joint = np.minimum(-z_resp, z_score)
-    c = float(stats.norm.isf(math.sqrt(settings.alpha / len(s))))
     rows = []
-    for i, r in s.iterrows():
-        flagged = joint[i] >= c
-        detail = (f"Survey response rate {_fmt_pct(resp[i])} (score {z_resp[i]:+.1f}) with {_fmt_pct(share[i])} "
-                  f"of answers 4-5 (peers {_fmt_pct(peer[i])}).")
-        if flagged:
+    for r in t.itertuples(index=False):
+        detail = (f"Survey response rate {_fmt_pct(r.response_rate)} (score {r.z_response:+.1f}) with "
+                  f"{_fmt_pct(r.top2)} of answers 4-5 (peers {_fmt_pct(r.peer_top2)}).")
+        if r.flagged:
             detail += (" Few surveys but glowing ones: surveys may be offered only to happy customers. Innocent "
                        "explanations: a queue whose customers rarely answer surveys (e.g. outbound calls).")
-        rows.append(finding(LENS, metric_id, check, "high" if flagged else "ok",
-                            scope=f"agent:{pseudonym(r[C.AGENT_ID])}", label=str(r.get(C.TEAM, "")),
-                            value=float(joint[i]), threshold=c, n=int(n[i]),
-                            evidence=f"response_rate={resp[i]:.4f}; z_response={z_resp[i]:.2f}; "
-                                     f"top2={share[i]:.4f}; peer_top2={peer[i]:.4f}; z_top2={z_score[i]:.2f}",
+        rows.append(finding(LENS, metric_id, check, "high" if r.flagged else "ok", scope=f"agent:{r.agent}",
+                            label=str(getattr(r, C.TEAM)), value=float(r.joint), threshold=r.critical, n=r.n,
+                            evidence=f"response_rate={r.response_rate:.4f}; z_response={r.z_response:.2f}; "
+                                     f"top2={r.top2:.4f}; peer_top2={r.peer_top2:.4f}; z_top2={r.z_top2:.2f}",
                             detail=detail))
     return rows
 
@@ -806,3 +877,70 @@ def audit_findings(audit) -> pd.DataFrame:
     return assess(tables, audit.register, audit.kpis, settings=getattr(params, "behaviour", None),
                   thresholds=audit.thresholds, pseudonym=audit.pseudonym,
                   available_columns=manifest.get("columns"))
+
+
+def risk_overview(findings: pd.DataFrame, register: pd.DataFrame, library) -> pd.DataFrame:
+    """Per metric and known risk: the catalogue's behaviour beside what the data shows.
+
+    One row per (metric, unintended behaviour of its KPI): the behaviour, its gaming type, the
+    source, the data check, and a plain summary of that check's findings for the metric
+    (how many scopes were flagged, or why it could not be assessed).
+    """
+    rows = []
+    for _, m in register.sort_values(R.METRIC_ID).iterrows():
+        kpi = str(m.get(R.KPI, "")).strip().lower()
+        if library is None or kpi not in library:
+            continue
+        for u in library.get(kpi).unintended:
+            f = findings[(findings[F.METRIC_ID] == m[R.METRIC_ID]) & (findings[F.CHECK] == u.check)]
+            if u.check == "none":
+                shows = "no data check (judgement)"
+            elif f.empty:
+                shows = "not run"
+            elif (f[F.SEVERITY] == "not_assessable").all():
+                shows = f[F.DETAIL].iloc[0]
+            else:
+                flagged = f[f[F.SEVERITY].isin(("medium", "high"))]
+                if flagged.empty:
+                    shows = f"no sign ({len(f)} scope{'s' if len(f) != 1 else ''} checked)"
+                else:
+                    where = ", ".join(sorted(flagged[F.SCOPE].str.replace("team:", "team ")
+                                                .str.replace("agent:", "")))
+                    shows = f"FLAGGED in {len(flagged)} of {len(f)}: {where}"
+            rows.append({"Metric": m[R.METRIC_ID], "Known risk": u.behaviour,
+                         "Gaming type": u.gaming_type.replace("_", " "), "Source": u.citation.short,
+                         "Data check": u.check.replace("_", " "), "What the data shows": shows})
+    return pd.DataFrame(rows, columns=["Metric", "Known risk", "Gaming type", "Source", "Data check",
+                                       "What the data shows"])
+
+
+def flag_table(findings: pd.DataFrame) -> pd.DataFrame:
+    """The flagged behaviour findings in plain columns, most severe first."""
+    f = findings[(findings[F.LENS] == LENS) & findings[F.SEVERITY].isin(("medium", "high"))]
+    order = {"high": 0, "medium": 1}
+    f = f.assign(_o=f[F.SEVERITY].map(order)).sort_values(["_o", F.METRIC_ID, F.CHECK, F.SCOPE], kind="mergesort")
+    return f.rename(columns={F.METRIC_ID: "Metric", F.CHECK: "Check", F.SCOPE: "Where", F.SEVERITY: "Severity",
+                             F.DETAIL: "What it means"})[["Metric", "Check", "Where", "Severity", "What it means"]] \
+        .reset_index(drop=True)
+
+
+def flag_counts(findings: pd.DataFrame) -> pd.DataFrame:
+    """Headline: per metric and check, how many scopes were checked and how many flagged."""
+    f = findings[(findings[F.LENS] == LENS) & findings[F.CHECK].isin(CHECKS)]
+    out = (f.assign(flagged=f[F.SEVERITY].isin(("medium", "high")),
+                    checked=f[F.SEVERITY].isin(("ok", "low", "medium", "high")))
+           .groupby([F.METRIC_ID, F.CHECK], sort=True)[["checked", "flagged"]].sum().reset_index())
+    return out.rename(columns={F.METRIC_ID: "Metric", F.CHECK: "Check", "checked": "Scopes checked",
+                               "flagged": "Flagged"})
+
+
+def check_table(findings: pd.DataFrame, check: str, *, agents: bool = False) -> pd.DataFrame:
+    """One check's findings in plain columns (agent rows only when flagged, unless ``agents``)."""
+    f = findings[(findings[F.LENS] == LENS) & (findings[F.CHECK] == check)]
+    if not agents:
+        f = f[~f[F.SCOPE].str.startswith("agent:") | f[F.SEVERITY].isin(("medium", "high"))]
+    ci = [f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+          for lo, hi in zip(f[F.CI_LOW], f[F.CI_HIGH])]
+    return pd.DataFrame({"Metric": f[F.METRIC_ID].to_numpy(), "Where": f[F.SCOPE].to_numpy(),
+                         "Value": f[F.VALUE].round(3).to_numpy(), "Interval": ci, "n": f[F.N].to_numpy(),
+                         "Severity": f[F.SEVERITY].to_numpy(), "What it means": f[F.DETAIL].to_numpy()})

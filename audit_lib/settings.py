@@ -62,7 +62,16 @@ class BehaviourSettings(Strict):
     bunching_heap_seconds: int = Field(60, ge=0, description="Round-number heaps removed before fitting (exact "
                                                              "multiples of this many seconds; 0 = none).")
     bunching_min_b: float = Field(0.5, ge=0, description="Smallest normalised excess mass b flagged.")
+    bunching_min_b_agent: float = Field(1.5, ge=0, description="Smallest b flagged for a single agent.")
     bunching_min_count: int = Field(1000, ge=100, description="Fewest contacts around the target for a scope.")
+    displacement_min_drop: float = Field(0.15, ge=0, lt=1, description="Displacement: AHT at least this far below "
+                                                                        "the median agent.")
+    displacement_min_ratio: float = Field(1.5, ge=1, description="Displacement: transfer or repeat rate at least "
+                                                                 "this many times the median agent's.")
+    selection_max_response_ratio: float = Field(0.6, gt=0, le=1, description="Survey selection: response rate at "
+                                                                              "most this share of the median agent's.")
+    selection_min_gain: float = Field(0.05, ge=0, lt=1, description="Survey selection: share of 4-5 answers at "
+                                                                    "least this far above peers.")
     funnel_level: float = Field(0.998, gt=0.5, lt=1, description="Funnel-plot control limit flagged (short contacts).")
     short_min_ratio: float = Field(2.0, ge=1, description="Short-contact share must also be this many times peers'.")
     fcr_max_gap: float = Field(0.10, gt=0, lt=1, description="Coded minus repeat-based FCR that is flagged.")
