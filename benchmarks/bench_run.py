@@ -157,13 +157,14 @@ def median_of(runs: list[dict]) -> dict:
 
 def table(rows: list[dict], fl: dict | None) -> str:
     lines = ["| contacts | format | runs | wall (median) | validate | prepare | notebooks | index | "
-             "peak RSS, all processes | peak RSS, runner |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "peak RSS, all processes | peak RSS, runner | load avg |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         m = r["median"]
+        load = f"{r['load']:.1f}" if r.get("load") is not None else ""
         lines.append(f"| {r['label']} | {r['format']} | {r['runs']} | **{m['wall_s']:.1f} s** | {m['validate_s']:.1f} s | "
                      f"{m['prepare_s']:.1f} s | {m['notebooks_s']:.1f} s | {m['index_s']:.1f} s | "
-                     f"**{m['peak_tree_mb']:,.0f} MB** | {m['peak_runner_mb']:,.0f} MB |")
+                     f"**{m['peak_tree_mb']:,.0f} MB** | {m['peak_runner_mb']:,.0f} MB | {load} |")
     if fl:
         lines += ["", "| floor (papermill, fresh kernel) | median |", "|---|---:|",
                   f"| empty notebook | {fl['empty']:.2f} s |", f"| imports-only notebook | {fl['imports']:.2f} s |"]
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
         label = "demo (150,000)" if size == "demo" else f"{int(size):,}"
         fmt = "CSV" if size == "demo" else args.format.replace("csv", "CSV").replace("parquet", "Parquet")
         rows.append({"size": size, "label": label, "format": fmt, "runs": len(runs), "median": median_of(runs),
-                     "raw": runs})
+                     "raw": runs, "load": os.getloadavg()[1]})  # 5-minute load average of the machine
     fl = floor(args.floor_repeat) if args.floor_repeat else None
     text = table(rows, fl)
     print(text)
