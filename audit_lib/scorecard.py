@@ -52,7 +52,7 @@ __all__ = [
     "key_findings", "executive_summary", "metric_summary", "metric_pages", "compare_quarters",
     "compare_with_previous", "compare_for_audit", "collect_findings", "findings_to_save", "lens_status_table",
     "LENS_ENTRY_POINTS",
-    "brief", "evidence_matrix",
+    "brief", "evidence_matrix", "rollup_agents",
 ]
 
 #: verdicts from weakest to strongest intervention
@@ -690,6 +690,28 @@ def compare_with_previous(findings: pd.DataFrame, previous_dir: str | Path, curr
         earlier = earlier_next
     return compare_quarters(findings, prev, previous_period=period, current_period=current_period,
                             history=history)
+
+
+def rollup_agents(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (lens, metric, check) for agent-level findings, for a reader rather than a database.
+
+    Agent-scoped rows (``agent:<pseudonym>``) of the same lens, metric and check become one row
+    whose scope reads ``3 agents``, severity is the highest among them and ``n`` is the count;
+    other rows are unchanged. Output sorted like any Findings table.
+    """
+    if df.empty:
+        return df
+    is_agent = df[F.SCOPE].astype(str).str.startswith("agent:")
+    keep = df[~is_agent]
+    rows = []
+    for (lens, metric, check), grp in df[is_agent].groupby([F.LENS, F.METRIC_ID, F.CHECK], sort=True):
+        worst = grp.assign(_r=grp[F.SEVERITY].map(_SEV_RANK)).sort_values("_r", kind="mergesort").iloc[0]
+        k = len(grp)
+        detail = brief(worst[F.DETAIL])
+        rows.append(finding(lens, metric, check, worst[F.SEVERITY], scope=f"{k} agent{'s' if k > 1 else ''}",
+                            label=worst[F.LABEL], n=k,
+                            detail=(f"{k} agents, e.g.: {detail}" if k > 1 else detail)))
+    return concat([keep, make_findings(rows)])
 
 
 def compare_for_audit(audit, findings: pd.DataFrame) -> dict | None:

@@ -326,21 +326,25 @@ def _comparison_block(comparison: dict | None, heading: bool = True) -> str:
     prev = esc(comparison.get("previous_period") or "the previous audit")
     parts = [f'<section id="changes"><h2>Since the last audit ({prev})</h2>' if heading else
              f'<section id="changes"><p>Compared with the audit of {prev}.</p>']
-    counts = comparison.get("counts") or {}
-    if counts:
-        tiles = "".join(f'<div class="tile"><div class="num">{int(counts.get(k, 0))}</div>'
-                        f'<div class="lbl">{esc(lbl)}</div></div>'
-                        for k, lbl in (("new", "new findings"), ("resolved", "resolved"),
-                                       ("persisting", "persisting"), ("verdict_changes", "verdict changes")))
-        parts.append(f'<div class="tiles">{tiles}</div>')
+    from . import scorecard as sc_mod  # imported late: scorecard does not depend on site
+    # agent-level findings are rolled up (one row per lens, metric and check): a reader needs
+    # "short contacts: 3 agents", not three rows of pseudonyms
+    tables = {k: sc_mod.rollup_agents(comparison[k]) for k in ("new", "resolved", "persisting")
+              if isinstance(comparison.get(k), pd.DataFrame)}
     vc = comparison.get("verdict_changes")
-    if isinstance(vc, pd.DataFrame) and len(vc):
+    n_vc = len(vc) if isinstance(vc, pd.DataFrame) else 0
+    tiles = "".join(f'<div class="tile"><div class="num">{n}</div><div class="lbl">{esc(lbl)}</div></div>'
+                    for n, lbl in ((len(tables.get("new", ())), "new findings"),
+                                   (len(tables.get("resolved", ())), "resolved"),
+                                   (len(tables.get("persisting", ())), "persisting"), (n_vc, "verdict changes")))
+    parts.append(f'<div class="tiles">{tiles}</div>')
+    if n_vc:
         parts.append("<h3>Verdict changes</h3>" + _table(
             vc, [(F.METRIC_ID, "Metric"), ("previous", "Before"), ("current", "Now")],
             raw={"previous": lambda v, r: _badge(str(v)), "current": lambda v, r: _badge(str(v))}))
     for key, title in (("new", "New findings"), ("resolved", "Resolved findings"),
                        ("persisting", "Persisting findings")):
-        df = comparison.get(key)
+        df = tables.get(key)
         if isinstance(df, pd.DataFrame) and len(df):
             table = _table(df, [(F.LENS, "Lens"), (F.METRIC_ID, "Metric"), (F.CHECK, "Check"),
                                 (F.SCOPE, "Scope"), (F.SEVERITY, "Severity"), (F.DETAIL, "Detail")],
