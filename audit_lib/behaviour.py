@@ -133,12 +133,15 @@ def bunching_settings(threshold: float, resolution: float, settings: BehaviourSe
 
     The bin width is ``threshold / 24`` rounded to the histogram resolution (15 s at 360 s);
     the excluded window is ``bunching_excluded_bins`` bins just under the threshold, the fit
-    uses ``bunching_bins`` bins each side (fewer below when values would go negative).
+    uses ``bunching_bins`` bins above and down to half the threshold below (at most
+    ``bunching_bins``).
     Returns None when fewer than 6 fitted bins would remain below the window.
     """
     w = settings.bunching_binwidth or max(resolution, round(threshold / 24.0 / resolution) * resolution)
     excl = settings.bunching_excluded_bins
-    left = min(settings.bunching_bins, int(math.floor(threshold / w)))
+    # the fit reaches down to half the threshold at most: far below it durations are another
+    # regime (calls answered at once, auto-closed contacts) that a polynomial cannot bridge
+    left = min(settings.bunching_bins, int(math.floor(threshold / 2.0 / w)))
     if left - excl < 6:
         return None
     return dict(threshold=threshold - w / 2.0, binwidth=w, bins_left=left, bins_right=settings.bunching_bins,
@@ -566,8 +569,9 @@ def hollow_first_reply(first_replies: pd.DataFrame | None, metric_id: str, *,
     the other replies (risk ratio, Katz interval at the Bonferroni level over channels). A
     channel is flagged when its instant share ≥ ``hollow_min_share``, the slow share of its
     instant replies ≥ ``hollow_min_slow`` and the ratio's lower end > 1. The overall row
-    carries the worst channel. Also reported: first replies within target whose resolution
-    is slow.
+    carries the worst channel: ``value`` = its instant share with a Wilson 95 % interval; the
+    risk ratios and the share of first replies within target whose resolution is slow are
+    in the evidence.
     """
     settings = settings or BehaviourSettings()
     check = "hollow_first_reply"
@@ -591,15 +595,17 @@ def hollow_first_reply(first_replies: pd.DataFrame | None, metric_id: str, *,
                 rr, lo, hi = _katz_rr(r["instant_slow_resolution"], r["instant_replies"], other_slow, other_n, z)
                 flagged = (share >= settings.hollow_min_share and slow_share >= settings.hollow_min_slow
                            and lo > 1)
+        s_lo, s_hi = _wilson(r["instant_replies"], r["replies"], 1.96)
         item = dict(channel=ch, share=share, slow_share=slow_share, rr=rr, lo=lo, hi=hi, n=int(r["replies"]),
-                    flagged=flagged, wt_slow=wt_slow)
+                    flagged=flagged, wt_slow=wt_slow, s_lo=s_lo, s_hi=s_hi)
         if worst is None or (flagged, share) > (worst["flagged"], worst["share"]):
             worst = item
         rows.append(item)
     if worst is None:
         return [_na(metric_id, check, C.FIRST_REPLY_SECONDS)]
     ev = "; ".join(f"{i['channel']}: instant={i['share']:.3f}, instant_slow={i['slow_share']:.3f}, "
-                   f"rr={i['rr']:.2f}, within_target_slow={i['wt_slow']:.3f}" for i in rows)
+                   f"rr_slow={i['rr']:.2f} [{i['lo']:.2f}, {i['hi']:.2f}], within_target_slow={i['wt_slow']:.3f}"
+                   for i in rows)
     if not have_slow:
         ev += f"; resolution columns missing (needs column {C.RESOLUTION_SECONDS} and a resolution target)"
     detail = (f"{_fmt_pct(worst['share'])} of {worst['channel']} first replies were sent within 60 s of the "
@@ -613,8 +619,8 @@ def hollow_first_reply(first_replies: pd.DataFrame | None, metric_id: str, *,
                    "explanations: a genuine automatic acknowledgement the centre does not count as a reply, or "
                    "complex cases that are acknowledged quickly on purpose.")
     return [finding(LENS, metric_id, check, "high" if worst["flagged"] else "ok", label=str(worst["channel"]),
-                    value=worst["share"], threshold=settings.hollow_min_share, ci_low=worst["lo"],
-                    ci_high=worst["hi"], n=worst["n"], evidence=ev, detail=detail)]
+                    value=worst["share"], threshold=settings.hollow_min_share, ci_low=worst["s_lo"],
+                    ci_high=worst["s_hi"], n=worst["n"], evidence=ev, detail=detail)]
 
 
 def _ols_effect(y: np.ndarray, X: np.ndarray, w: np.ndarray, j: int) -> tuple[float, float]:

@@ -58,7 +58,8 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Very short calls per agent"
     """Funnel plot: each agent's share against their number of calls, with 95 % and 99.8 % limits.
 
     ``funnel`` is :func:`audit_lib.behaviour.short_contact_funnel` (columns ``agent``, ``n``,
-    ``share``, ``p0``, ``flagged``).
+    ``short``, ``share``, ``flagged``). The limits are drawn around the pooled rate of the
+    agents not flagged (each agent's own test uses the rate of all other agents).
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     if funnel.empty:
@@ -66,12 +67,15 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Very short calls per agent"
         ax.text(0.5, 0.5, "No agent with enough calls", ha="center", va="center")
         return fig
     from scipy import stats
-    p0 = float(funnel["p0"].iloc[0])
+    # limits around the pooled rate of the agents not flagged: a few extreme agents would
+    # otherwise lift the centre line and the limits for everyone
+    base = funnel[~funnel["flagged"]] if (~funnel["flagged"]).any() else funnel
+    p0 = float(base["short"].sum() / max(base["n"].sum(), 1))
     n = np.linspace(max(funnel["n"].min() * 0.8, 10), funnel["n"].max() * 1.1, 200)
     for level, style in ((0.95, ":"), (0.998, "--")):
         up = stats.binom.ppf((1 + level) / 2, np.rint(n), p0) / np.rint(n)
         ax.plot(n, up, color=_GREY, ls=style, lw=1.2, label=f"{level:.1%} limit")
-    ax.axhline(p0, color=_GREY, lw=1, label="centre rate")
+    ax.axhline(p0, color=_GREY, lw=1, label="rate of agents not flagged")
     ok = funnel[~funnel["flagged"]]
     bad = funnel[funnel["flagged"]]
     ax.scatter(ok["n"], ok["share"], s=18, color=_ACTUAL, label="agent")
