@@ -74,6 +74,7 @@ from .columns import Contact, Outcome, Prepared
 from .columns import Register as R
 from .errors import InputDataError
 from .findings import empty_findings, finding, make_findings
+from .kpis import OUTCOMES, load_library
 
 __all__ = [
     "LENS", "CLASSES", "CONTACT_OUTCOMES", "LAG_CONVENTION", "spearman", "bootstrap_spearman", "demean",
@@ -423,19 +424,12 @@ def _kpi_cols(df: pd.DataFrame) -> list[str]:
 
 
 def _library():
-    try:
-        from . import kpis
-        return kpis.load_library()
-    except Exception:  # noqa: BLE001 - a broken library must not stop the lens; directions fall back
-        return None
+    return load_library()
 
 
 def _outcome_directions(settings) -> dict[str, str]:
-    try:
-        from .kpis import OUTCOMES
-        known = dict(OUTCOMES)
-    except ImportError:  # pragma: no cover - kpis ships with the package
-        known = {"csat": "higher", "nps": "higher", "repeat_rate": "lower", "complaint_rate": "lower"}
+    """Better direction of every outcome: the KPI library's, then the params' own additions."""
+    known = dict(OUTCOMES)
     known.update(getattr(settings, "outcome_directions", {}) or {})
     return known
 
@@ -446,11 +440,12 @@ def metric_table(register: pd.DataFrame, available: list[str], library=None) -> 
     ``note`` is empty when the metric can be assessed, else why not.
     """
     from .register import normalise_register, parse_counterbalance
+    library = library if library is not None else load_library()
     reg = normalise_register(register)
     rows = []
     for rec in reg.to_dict("records"):
         kpi = rec[R.KPI]
-        known = library is not None and kpi in library
+        known = kpi in library
         better = library.better(kpi) if known else (rec[R.DIRECTION] if rec[R.DIRECTION] in ("higher", "lower")
                                                     else "")
         serves = library.serves(kpi) if known else []
@@ -587,6 +582,14 @@ class LinkageResult:
     team_week: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def _require(df: pd.DataFrame, columns, name: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputDataError(f"linkage lens: table {name} lacks column(s) {missing} (it has: "
+                             f"{', '.join(map(str, df.columns))}); re-run the prepare step "
+                             "(kpi-audit run) or map the column in the params file.")
+
+
 def _eligible_agents(aw: pd.DataFrame, col_m: str, col_o: str, min_surveys: int, min_weeks: int,
                      min_cell_n: int) -> tuple[pd.DataFrame, int, int]:
     """Agent-weeks usable for (metric, outcome) and how many agents the guards dropped."""
@@ -649,6 +652,11 @@ def analyse(agent_week: pd.DataFrame, team_week: pd.DataFrame, centre_week: pd.D
     lib = library if library is not None else _library()
     B, seed, alpha = int(st.bootstrap), int(st.seed), float(st.alpha)
 
+    _require(agent_week, (Contact.AGENT_ID, Contact.TEAM, "week"), Prepared.AGENT_WEEK)
+    _require(team_week, (Contact.TEAM, "week", "contacts"), Prepared.TEAM_WEEK)
+    _require(centre_week, ("week",), Prepared.CENTRE_WEEK)
+    if outcomes is not None:
+        _require(outcomes, (Outcome.PERIOD,), "outcomes file")
     aw = censor_windows(agent_week, data_end, th.repeat_window_days)
     tw = censor_windows(team_week, data_end, th.repeat_window_days)
     cw = censor_windows(centre_week, data_end, th.repeat_window_days)
@@ -748,7 +756,8 @@ def _importance(aw, panel, usable, outs, th, st) -> pd.DataFrame:
             level = o["grain"]
         preds = [k for k in preds if k in d and d[k].notna().mean() >= 0.8 and d[k].nunique() > 1]
         dd = d[preds + [oid]].dropna()
-        if not preds or len(dd) < max(20, 5 * len(preds)):
+        # at least 4 complete rows per predictor (and 20 in all) before R² is split between them
+        if not preds or len(dd) < max(20, 4 * len(preds)):
             continue
         lmg = relative_importance(dd, oid, preds, "lmg", seed=st.seed)
         joh = relative_importance(dd, oid, preds, "johnson")
@@ -1107,7 +1116,7 @@ def _units(res: LinkageResult) -> dict:
     lib = _library()
     out = {}
     for kpi in set(res.metrics["kpi"]) | set(res.outcomes["outcome"]):
-        if lib is not None and kpi in lib:
+        if kpi in lib:
             out[kpi] = lib.get(kpi).unit
     return out
 

@@ -540,3 +540,11 @@ def test_null_demo_has_no_false_links_beyond_the_nominal_rate(null_linkage):
     f = L.linkage_findings(null_linkage)
     flagged = f[f["severity"].isin(FLAGGED)]
     assert len(flagged) <= max(1, math.ceil(0.05 * len(judged))), flagged[["metric_id", "check", "scope"]]
+
+
+def test_missing_columns_raise_a_clear_input_error():
+    aw, tw, cw, reg = _synthetic(agents=8, weeks=8)
+    with pytest.raises(InputDataError, match="agent_week lacks column.*agent_id"):
+        L.analyse(aw.drop(columns=["agent_id"]), tw, cw, reg, settings=LinkageSettings(bootstrap=0))
+    with pytest.raises(InputDataError, match="outcomes file lacks column.*period"):
+        L.analyse(aw, tw, cw, reg, pd.DataFrame({"churn_rate": [0.1]}), settings=LinkageSettings(bootstrap=0))
