@@ -309,3 +309,41 @@ def test_nothing_flagged_on_the_null_demo(null_behaviour):
     flagged = fd.flagged(null_behaviour)
     assert flagged.empty, flagged[[F.METRIC_ID, F.CHECK, F.SCOPE, F.VALUE, F.EVIDENCE]].to_string()
     assert (null_behaviour[F.SEVERITY] != "not_assessable").all()
+
+
+def test_service_level_bunches_under_its_threshold_not_its_target(demo_behaviour):
+    # the KPI library says service level heaps under thresholds.service_level_seconds (20 s), not 0.80
+    sl = demo_behaviour[(demo_behaviour[F.METRIC_ID] == "SL") & (demo_behaviour[F.CHECK] == "threshold_bunching")]
+    assert len(sl) and sl[F.EVIDENCE].str.contains(r"window=\[16,20\)").all()
+    assert (sl[F.LABEL] == "queue_seconds").all()
+
+
+def test_risk_overview_and_headline(demo_audit, demo_behaviour):
+    risks = bh.risk_overview(demo_behaviour, demo_audit.register, demo_audit.kpis)
+    aht = risks[(risks["Metric"] == "AHT") & (risks["Data check"] == "threshold bunching")]
+    assert aht["What the data shows"].str.startswith("FLAGGED").all()
+    counts = bh.flag_counts(demo_behaviour)
+    row = counts[(counts["Metric"] == "FRT") & (counts["Check"] == "hollow_first_reply")].iloc[0]
+    assert row["Flagged"] == 1 and row["Scopes checked"] == 1
+    assert set(bh.flag_table(demo_behaviour)["Severity"]) <= {"medium", "high"}
+
+
+def test_charts_draw_what_the_lens_computed(demo_audit):
+    import matplotlib.pyplot as plt
+    from audit_lib import plots_behaviour as pb
+    hist = demo_audit.table(P.HISTOGRAMS)
+    res = bh.bunching_profile(hist, "handle_seconds", 360, SET, team="Beacon")
+    fig = pb.bunching_chart(res, 360, "Beacon")
+    line = fig.axes[0].lines[0]
+    assert np.allclose(line.get_ydata(), res.bins["counterfactual"])
+    sig = demo_audit.table(P.AGENT_SIGNATURES)
+    funnel = bh.short_contact_funnel(sig, settings=SET, pseudonym=demo_audit.pseudonym)
+    fig = pb.funnel_chart(funnel)
+    labels = {t.get_text() for t in fig.axes[0].texts}
+    assert labels == set(funnel.loc[funnel["flagged"], "agent"]) and len(labels) == 3
+    assert not any(lbl.startswith("AG0") for lbl in labels)
+    fig = pb.backlog_chart(bh.callback_backlog(demo_audit.table(P.CALLBACKS)))
+    assert len(fig.axes) == 2
+    fig = pb.bunching_panels(hist, demo_audit.register, demo_audit.kpis, SET)
+    assert len(fig.axes) == 2 * 5          # AHT (360 s) and SL (20 s) rows: centre + 4 teams
+    plt.close("all")
