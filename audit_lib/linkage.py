@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -78,7 +79,7 @@ from .kpis import OUTCOMES, load_library
 
 __all__ = [
     "LENS", "CLASSES", "CONTACT_OUTCOMES", "LAG_CONVENTION", "spearman", "bootstrap_spearman", "demean",
-    "association", "lag_profile", "relative_importance", "trend", "windowed_kpis", "censor_windows",
+    "association", "lag_profile", "relative_importance", "importance_interval", "trend", "windowed_kpis", "censor_windows",
     "outcome_panel", "metric_table", "outcome_table", "LinkageResult", "analyse", "analyse_audit",
     "linkage_findings", "audit_findings", "aligned_associations", "class_summary", "classification_table",
     "decoupling_display", "counterbalance_display", "association_display", "conclusions",
@@ -253,16 +254,49 @@ def lag_profile(panel: pd.DataFrame, metric: str, outcome: str, *, unit: str = _
     return pd.DataFrame(rows)
 
 
+@lru_cache(maxsize=16)
+def _subsets(p: int) -> tuple:
+    """Bitmask subsets of p predictors grouped by size: ((size, masks, member index array), ...)."""
+    masks = np.arange(1 << p)
+    bits = (masks[:, None] >> np.arange(p)) & 1
+    size = bits.sum(axis=1)
+    out = []
+    for k in range(1, p + 1):
+        sel = masks[size == k]
+        out.append((k, sel, np.nonzero(bits[sel])[1].reshape(len(sel), k)))
+    return tuple(out), size
+
+
 def _r2_all_subsets(corr: np.ndarray, p: int) -> np.ndarray:
-    """R² of every subset of predictors (bitmask index) from the correlation matrix."""
-    rxx, rxy = corr[:p, :p], corr[:p, p]
+    """R² of every subset of predictors (bitmask index) from the correlation matrix.
+
+    Subsets of one size are solved together (batched solve; when a subset is collinear, the
+    pseudo-inverse gives the minimum-norm fit instead of an error).
+    """
+    groups, _ = _subsets(p)
     r2 = np.zeros(1 << p)
-    for mask in range(1, 1 << p):
-        idx = [j for j in range(p) if mask >> j & 1]
-        sub = rxx[np.ix_(idx, idx)]
-        beta = np.linalg.lstsq(sub, rxy[idx], rcond=None)[0]
-        r2[mask] = float(rxy[idx] @ beta)
+    for _k, masks, idx in groups:
+        a = corr[idx[:, :, None], idx[:, None, :]]
+        b = corr[idx, p]
+        try:
+            beta = np.linalg.solve(a, b[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            beta = np.einsum("nij,nj->ni", np.linalg.pinv(a, hermitian=True), b)
+        r2[masks] = (b * beta).sum(axis=1)
     return r2
+
+
+def _shapley(r2: np.ndarray, p: int) -> np.ndarray:
+    """Shapley shares of R²: each predictor's gain averaged over all orders of entry."""
+    _, size = _subsets(p)
+    fact = np.array([math.factorial(i) for i in range(p + 1)], float)
+    masks = np.arange(1 << p)
+    shares = np.zeros(p)
+    for j in range(p):
+        without = masks[(masks >> j) & 1 == 0]
+        w = fact[size[without]] * fact[p - size[without] - 1] / fact[p]
+        shares[j] = float((w * (r2[without | (1 << j)] - r2[without])).sum())
+    return shares
 
 
 def _r2_subset(corr: np.ndarray, p: int, idx: list) -> float:
@@ -318,22 +352,11 @@ def relative_importance(df: pd.DataFrame, outcome: str, predictors, method: str 
     corr = np.corrcoef(d.to_numpy().T)
     exact = True
     if method == "johnson":
-        rxx, rxy = corr[:p, :p], corr[:p, p]
-        evals, evecs = np.linalg.eigh(rxx)
-        lam = evecs @ np.diag(np.sqrt(np.clip(evals, 0, None))) @ evecs.T   # symmetric square root
-        beta = np.linalg.lstsq(lam, rxy, rcond=None)[0]
-        shares = (lam ** 2) @ (beta ** 2)
+        shares = _johnson(corr, p)
         r2 = _r2_subset(corr, p, list(range(p)))
     elif p <= max_exact:
         r2_all = _r2_all_subsets(corr, p)
-        fact = [math.factorial(i) for i in range(p + 1)]
-        shares = np.zeros(p)
-        for mask in range(1 << p):
-            size = bin(mask).count("1")
-            for j in range(p):
-                if not mask >> j & 1:
-                    weight = fact[size] * fact[p - size - 1] / fact[p]
-                    shares[j] += weight * (r2_all[mask | 1 << j] - r2_all[mask])
+        shares = _shapley(r2_all, p)
         r2 = r2_all[-1]
     else:
         exact = False
@@ -352,6 +375,59 @@ def relative_importance(df: pd.DataFrame, outcome: str, predictors, method: str 
     out = pd.Series(shares, index=predictors, name=method)
     out.attrs.update(r2=float(r2), n=int(len(d)), method=method, exact=exact)
     return out
+
+
+def importance_interval(df: pd.DataFrame, outcome: str, predictors, clusters=None, *, method: str = "lmg",
+                        bootstrap: int = 100, seed: int = 0, alpha: float = 0.05,
+                        max_exact: int = 12) -> pd.DataFrame:
+    """Cluster-bootstrap percentile intervals of :func:`relative_importance` shares.
+
+    A replicate draws whole clusters with replacement (column ``clusters``, e.g. the agent)
+    and recomputes the shares from the replicate's weighted correlation matrix. Only for
+    exact LMG (up to ``max_exact`` predictors) and Johnson's weights; beyond that the
+    intervals are NaN (sampled orders on every replicate would be too slow).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by predictor: ``ci_low``, ``ci_high``.
+    """
+    predictors = list(predictors)
+    cols = predictors + [outcome] + ([clusters] if clusters else [])
+    d = df[cols].dropna()
+    p = len(predictors)
+    out = pd.DataFrame({"ci_low": np.nan, "ci_high": np.nan}, index=pd.Index(predictors, name="predictor"))
+    if bootstrap <= 0 or (method == "lmg" and p > max_exact) or len(d) <= p + 1:
+        return out
+    x = d[predictors + [outcome]].to_numpy(float)
+    _, cid = np.unique(d[clusters].to_numpy() if clusters else np.arange(len(d)), return_inverse=True)
+    k = int(cid.max()) + 1
+    rng = np.random.default_rng(seed)
+    reps = []
+    for counts in rng.multinomial(k, np.full(k, 1.0 / k), size=int(bootstrap)):
+        w = counts[cid].astype(float)
+        xc = x - (w @ x) / w.sum()
+        cov = (xc * w[:, None]).T @ xc
+        sd = np.sqrt(np.diag(cov))
+        if (sd == 0).any():
+            continue
+        corr = cov / np.outer(sd, sd)
+        reps.append(_shapley(_r2_all_subsets(corr, p), p) if method == "lmg" else _johnson(corr, p))
+    if len(reps) < 10:
+        return out
+    reps = np.array(reps)
+    out["ci_low"] = np.quantile(reps, alpha / 2, axis=0)
+    out["ci_high"] = np.quantile(reps, 1 - alpha / 2, axis=0)
+    return out
+
+
+def _johnson(corr: np.ndarray, p: int) -> np.ndarray:
+    """Johnson's raw relative weights from the correlation matrix (outcome last)."""
+    rxx, rxy = corr[:p, :p], corr[:p, p]
+    evals, evecs = np.linalg.eigh(rxx)
+    lam = evecs @ np.diag(np.sqrt(np.clip(evals, 0, None))) @ evecs.T   # symmetric square root
+    beta = np.linalg.lstsq(lam, rxy, rcond=None)[0]
+    return (lam ** 2) @ (beta ** 2)
 
 
 def trend(values, times, *, alpha: float = 0.05) -> dict:
@@ -745,28 +821,34 @@ def analyse(agent_week: pd.DataFrame, team_week: pd.DataFrame, centre_week: pd.D
 def _importance(aw, panel, usable, outs, th, st) -> pd.DataFrame:
     rows = []
     kpis = list(dict.fromkeys(usable["kpi"]))
-    for o in outs.to_dict("records"):
+    for oi, o in enumerate(outs.to_dict("records")):
         oid = o["outcome"]
         preds = [k for k in kpis if k != oid]
         if o["source"] == "contacts":
             d = aw[aw[oid + _N].fillna(0) >= st.min_cell_n]
-            level = "agent-week"
+            per = d.groupby(Contact.AGENT_ID).agg(weeks=(oid, "count"), obs=(oid + _N, "sum"))
+            keep = per.index[(per["weeks"] >= th.min_weeks) & (per["obs"] >= th.min_surveys)]
+            d, level, cluster = d[d[Contact.AGENT_ID].isin(keep)], "agent-week", Contact.AGENT_ID
         else:
-            d = panel
-            level = o["grain"]
+            d, level = panel, o["grain"]
+            cluster = _UNIT if panel[_UNIT].nunique() >= st.min_clusters else _TIME
         preds = [k for k in preds if k in d and d[k].notna().mean() >= 0.8 and d[k].nunique() > 1]
-        dd = d[preds + [oid]].dropna()
+        dd = d[preds + [oid, cluster]].dropna()
         # at least 4 complete rows per predictor (and 20 in all) before R² is split between them
         if not preds or len(dd) < max(20, 4 * len(preds)):
             continue
         lmg = relative_importance(dd, oid, preds, "lmg", seed=st.seed)
         joh = relative_importance(dd, oid, preds, "johnson")
+        ci = importance_interval(dd, oid, preds, cluster, bootstrap=st.importance_bootstrap,
+                                 seed=st.seed + 7 * oi, alpha=st.alpha)
         for k in preds:
-            rows.append({"outcome": oid, "kpi": k, "level": level, "lmg": float(lmg[k]), "johnson": float(joh[k]),
-                         "r2": lmg.attrs["r2"], "n": lmg.attrs["n"], "exact": lmg.attrs["exact"],
-                         "rank": int((lmg > lmg[k]).sum() + 1), "predictors": len(preds)})
-    return pd.DataFrame(rows, columns=["outcome", "kpi", "level", "lmg", "johnson", "r2", "n", "exact", "rank",
-                                       "predictors"])
+            rows.append({"outcome": oid, "kpi": k, "level": level, "lmg": float(lmg[k]),
+                         "ci_low": float(ci.loc[k, "ci_low"]), "ci_high": float(ci.loc[k, "ci_high"]),
+                         "johnson": float(joh[k]), "r2": lmg.attrs["r2"], "n": lmg.attrs["n"],
+                         "exact": lmg.attrs["exact"], "rank": int((lmg > lmg[k]).sum() + 1),
+                         "predictors": len(preds)})
+    return pd.DataFrame(rows, columns=["outcome", "kpi", "level", "lmg", "ci_low", "ci_high", "johnson", "r2", "n",
+                                       "exact", "rank", "predictors"])
 
 
 def _improvement(t: dict, better: str) -> tuple[float, float, float]:
@@ -1002,6 +1084,7 @@ def linkage_findings(res: LinkageResult) -> pd.DataFrame:
             rows.append(finding(
                 LENS, mid, "relative_importance", "info", scope=f"outcome:{imp['outcome']}",
                 label=f"rank {imp['rank']} of {imp['predictors']}", value=imp["lmg"], n=int(imp["n"]),
+                ci_low=imp["ci_low"], ci_high=imp["ci_high"],
                 evidence=f"LMG share of R² {imp['lmg']:.3f} (Johnson's weight {imp['johnson']:.3f}); "
                          f"all {imp['predictors']} metrics together R² = {imp['r2']:.3f}",
                 detail=f"Share of the {imp['outcome']} variation ({imp['level']}) the metric accounts for "

@@ -120,7 +120,7 @@ def lag_profiles(res: LinkageResult, names: dict | None = None, pairs: list | No
 
 
 def importance_bars(res: LinkageResult, names: dict | None = None, ncols: int = 3):
-    """Per outcome: each metric's share of R² (LMG bars, Johnson's weight as a dot)."""
+    """Per outcome: each metric's share of R² (LMG bars with intervals, Johnson's weight as a dot)."""
     names = names or {}
     imp = res.importance
     if imp.empty:
@@ -135,7 +135,9 @@ def importance_bars(res: LinkageResult, names: dict | None = None, ncols: int = 
         d = imp[imp["outcome"] == oid].sort_values("lmg")
         labels = [_plain(names.get(first.get(k, k), k)) for k in d["kpi"]]
         y = np.arange(len(d))
-        ax.barh(y, d["lmg"], color=_MARK, label="LMG (Shapley)")
+        err = np.vstack([(d["lmg"] - d["ci_low"]).clip(lower=0), (d["ci_high"] - d["lmg"]).clip(lower=0)])
+        ax.barh(y, d["lmg"], color=_MARK, label="LMG (Shapley), 95% interval",
+                xerr=None if np.isnan(err).all() else np.nan_to_num(err), ecolor="grey", capsize=2)
         ax.plot(d["johnson"], y, "o", color=_OTHER, ms=4, label="Johnson")
         ax.set_yticks(y, labels, fontsize=8)
         r2 = d["r2"].iloc[0]

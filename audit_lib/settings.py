@@ -100,6 +100,8 @@ class LinkageSettings(Strict):
     """Linkage-lens settings."""
     max_lag: int = Field(4, ge=0, le=12, description="Lags 0..max_lag weeks (metric in t vs outcome in t+k).")
     bootstrap: int = Field(500, ge=0, le=10000, description="Cluster-bootstrap replicates.")
+    importance_bootstrap: int = Field(100, ge=0, le=2000, description="Bootstrap replicates for the "
+                                                                      "relative-importance intervals.")
     seed: int = Field(20261123, description="Seed for every random draw in the lens.")
     alpha: float = Field(0.05, gt=0, lt=0.5, description="1 - confidence level of every interval in the lens.")
     min_rho: float = Field(0.1, ge=0, lt=1, description="Smallest |Spearman rho| called 'linked' (smaller but "

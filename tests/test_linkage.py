@@ -548,3 +548,25 @@ def test_missing_columns_raise_a_clear_input_error():
         L.analyse(aw.drop(columns=["agent_id"]), tw, cw, reg, settings=LinkageSettings(bootstrap=0))
     with pytest.raises(InputDataError, match="outcomes file lacks column.*period"):
         L.analyse(aw, tw, cw, reg, pd.DataFrame({"churn_rate": [0.1]}), settings=LinkageSettings(bootstrap=0))
+
+
+def test_importance_interval_equals_recomputing_on_the_duplicated_resamples():
+    # the weighted-correlation shortcut must equal relative_importance on each resample's repeated rows
+    rng = np.random.default_rng(8)
+    c = np.repeat(np.arange(25), 8)
+    d = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    d["y"] = d["a"] + 0.5 * d["b"] + rng.normal(size=200) + rng.normal(size=25)[c]
+    d["agent"] = c
+    got = L.importance_interval(d, "y", ["a", "b", "c"], "agent", bootstrap=30, seed=4)
+    draw = np.random.default_rng(4).multinomial(25, np.full(25, 1 / 25), size=30)
+    reps = []
+    for counts in draw:
+        rows = np.repeat(np.arange(200), counts[c])
+        reps.append(L.relative_importance(d.iloc[rows], "y", ["a", "b", "c"]).to_numpy())
+    np.testing.assert_allclose(got["ci_low"], np.quantile(reps, 0.025, axis=0), atol=1e-10)
+    np.testing.assert_allclose(got["ci_high"], np.quantile(reps, 0.975, axis=0), atol=1e-10)
+    point = L.relative_importance(d, "y", ["a", "b", "c"])
+    # (a share near 0 is bounded below, so its percentile interval may sit above the estimate)
+    assert got.loc["a", "ci_low"] <= point["a"] <= got.loc["a", "ci_high"]
+    joh = L.importance_interval(d, "y", ["a", "b", "c"], "agent", method="johnson", bootstrap=30, seed=4)
+    assert joh["ci_low"].notna().all()
