@@ -11,8 +11,9 @@ Controlling false alarms
     rule: Bonferroni over the scopes tested (``BehaviourSettings.alpha``, default 5 %), plus a
     minimum effect size so that a statistically clear but trivial difference is not flagged.
     The funnel plot for short contacts uses exact binomial 99.8 % limits (one-sided 0.1 %
-    above); with 60 agents that is about 0.06 false flags per audit, and the extra
-    "at least ``short_min_ratio`` times the peer rate" rule removes the rest in practice.
+    above); with 60 agents that alone would give about 0.06 false flags per audit, so a flag
+    also needs the Bonferroni level ``alpha / agents`` and a share at least
+    ``short_min_ratio`` times the peers' rate.
     ``benchmarks/bench_behaviour.py`` measures the false-positive rate on the null demo.
 
 Innocent explanations are part of every flag's ``detail``: a flag says where to look, not
@@ -293,7 +294,10 @@ def short_contact_funnel(signatures: pd.DataFrame, *, settings: BehaviourSetting
         "upper": stats.binom.ppf(1 - tail, n, p0) / np.maximum(n, 1),
         "p_upper": stats.binom.sf(k - 1, n, p0)})
     out["ratio"] = np.where(out["p0"] > 0, out["share"] / out["p0"], np.inf)
-    out["flagged"] = (out["p_upper"] < tail) & (out["ratio"] >= settings.short_min_ratio)
+    # above the funnel's outer limit, and beyond the Bonferroni level over all agents shown
+    # (the binding rule with more than 50 agents), and materially above peers
+    out["p_limit"] = min(tail, settings.alpha / max(len(out), 1))
+    out["flagged"] = (out["p_upper"] < out["p_limit"]) & (out["ratio"] >= settings.short_min_ratio)
     return out.reset_index(drop=True)
 
 
@@ -302,8 +306,9 @@ def short_contacts(signatures: pd.DataFrame | None, metric_id: str, *, settings:
     """Agents whose share of very short voice contacts is above the funnel's 99.8 % limit.
 
     Flag (high) when the one-sided exact binomial p-value against the peer rate (all other
-    agents pooled) is below ``(1 - funnel_level) / 2`` and the share is at least
-    ``short_min_ratio`` times the peer rate. ``value`` = agent's share, ``threshold`` = upper
+    agents pooled) is below both ``(1 - funnel_level) / 2`` (above the funnel's 99.8 % limit)
+    and ``alpha / agents`` (Bonferroni: at most a 5 % chance of any false flag among all the
+    agents), and the share is at least ``short_min_ratio`` times the peer rate. ``value`` = agent's share, ``threshold`` = upper
     limit, interval = Wilson 95 %.
     """
     settings = settings or BehaviourSettings()

@@ -73,7 +73,7 @@ class BehaviourSettings(Strict):
     selection_min_gain: float = Field(0.05, ge=0, lt=1, description="Survey selection: share of 4-5 answers at "
                                                                     "least this far above peers.")
     funnel_level: float = Field(0.998, gt=0.5, lt=1, description="Funnel-plot control limit flagged (short contacts).")
-    short_min_ratio: float = Field(2.0, ge=1, description="Short-contact share must also be this many times peers'.")
+    short_min_ratio: float = Field(3.0, ge=1, description="Short-contact share must also be this many times peers'.")
     fcr_max_gap: float = Field(0.10, gt=0, lt=1, description="Coded minus repeat-based FCR that is flagged.")
     callback_min_rr: float = Field(1.5, ge=1, description="Smallest complaint risk ratio (unkept vs kept) flagged.")
     callback_target: float = Field(0.95, gt=0, le=1, description="Completion target when the register has none.")
