@@ -328,7 +328,7 @@ def test_outcome_panel_rejects_periods_it_cannot_line_up():
 # the whole lens on synthetic panels with a known answer
 # ---------------------------------------------------------------------------------------------
 
-def _synthetic(seed=0, agents=40, weeks=13, small_agent=True):
+def _synthetic(seed=0, agents=40, weeks=13, small_agent=True, link=-0.08):
     """Agent-week panels: FCR climbs while CSAT and repeats stay flat (decoupled); in team T0
     AHT falls while repeats rise (counterbalance); slow-resolution weeks have lower CSAT."""
     rng = np.random.default_rng(seed)
@@ -347,7 +347,7 @@ def _synthetic(seed=0, agents=40, weeks=13, small_agent=True):
                 "aht": aht, "aht__n": 120, "fcr_agent": 0.70 + 0.2 * frac + rng.normal(scale=0.02),
                 "fcr_agent__n": 190, "repeat_rate": rep, "repeat_rate__n": 190,
                 "resolution_time": 80000 * math.exp(0.4 * z), "resolution_time__n": 60,
-                "csat": float(np.clip(0.8 - 0.08 * z + rng.normal(scale=0.03), 0, 1)), "csat__n": n_csat})
+                "csat": float(np.clip(0.8 + link * z + rng.normal(scale=0.03), 0, 1)), "csat__n": n_csat})
     aw = pd.DataFrame(rows)
 
     def agg(by):
@@ -570,3 +570,26 @@ def test_importance_interval_equals_recomputing_on_the_duplicated_resamples():
     assert got.loc["a", "ci_low"] <= point["a"] <= got.loc["a", "ci_high"]
     joh = L.importance_interval(d, "y", ["a", "b", "c"], "agent", method="johnson", bootstrap=30, seed=4)
     assert joh["ci_low"].notna().all()
+
+
+def test_an_adverse_link_is_classified_adverse():
+    # slower resolution (worse) goes with higher CSAT (better): better metric, worse outcome
+    aw, tw, cw, reg = _synthetic(link=+0.08)
+    res = L.analyse(aw, tw, cw, reg, settings=LinkageSettings(bootstrap=100))
+    row = _cls(res, "RESOLVE", "csat")
+    assert row["label"] == "adverse" and row["ci_high"] < 0
+    f = L.linkage_findings(res)
+    overall = f[(f["metric_id"] == "RESOLVE") & (f["check"] == "linkage_class") & (f["scope"] == "overall")]
+    assert overall["label"].tolist() == ["adverse"] and overall["severity"].tolist() == ["high"]
+
+
+def test_counterbalance_week_on_week_share_by_hand(synthetic_result):
+    # hand calculation on the team panel: weeks where AHT fell, share in which the repeat rate rose
+    tw = synthetic_result.team_week
+    g = tw[tw["team"] == "T0"].sort_values("week")
+    improved = g["aht"].diff() < 0
+    expected = float((g["repeat_rate"].diff()[improved] > 0).mean())
+    cb = synthetic_result.counterbalance
+    row = cb[(cb["metric_id"] == "AHT") & (cb["team"] == "T0")].iloc[0]
+    assert row["cb_worse_share"] == pytest.approx(expected)
+    assert row["improved_weeks"] == int(improved.sum())
