@@ -417,25 +417,51 @@ def scorecard_findings(findings: pd.DataFrame, register: pd.DataFrame | None = N
     return sc, recs, concat([verdict_findings(sc), make_findings(rec_rows)])
 
 
+def _scope_rank(scope: str) -> int:
+    """Broad scopes first: a centre-wide or team problem matters more to a reader than one agent."""
+    scope = str(scope)
+    if scope in ("", "overall"):
+        return 0
+    return 2 if scope.startswith("agent:") else 1
+
+
+def _scope_phrase(scopes: list[str]) -> str:
+    """How a reader sees several scopes of one problem: '3 agents', 'team:Beacon and 15 more'."""
+    if len(scopes) == 1:
+        return scopes[0]
+    kinds = {str(sc).split(":", 1)[0] for sc in scopes}
+    if len(kinds) == 1 and kinds != {"overall"}:
+        return f"{len(scopes)} {kinds.pop()}s"
+    first = "centre-wide" if scopes[0] in ("", "overall") else scopes[0]
+    return f"{first} and {len(scopes) - 1} more"
+
+
 def key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     """The ``n`` most important flagged findings, for an executive summary.
 
-    Ranked by severity, then by lens (observed behaviour, then linkage with outcomes,
-    then staff perception, then the register). Findings of one check on one metric
-    across several scopes count once (``n`` holds how many scopes). The first pass takes
-    at most one finding per metric and per check, so the summary covers different problems.
+    Ranked by severity, then lens (observed behaviour, linkage with outcomes, staff perception,
+    the register), then breadth (centre-wide, then team or outcome, then single agents).
+    Findings of one check on one metric across several scopes count once (``n`` holds how
+    many; ``scope`` then reads e.g. ``3 agents``). The first pass takes at most one finding per
+    metric and per check, and for a metric flagged as a duplicate only that fact (its other
+    findings repeat those of the metric it duplicates), so the summary covers different problems.
     """
     rows = findings[findings[F.LENS].isin(JUDGED_LENSES) & findings[F.SEVERITY].isin(FLAGGED)].copy()
     if rows.empty:
         return rows.iloc[:0]
     rows["_r"] = rows[F.SEVERITY].map(_SEV_RANK)
+    rows["_b"] = rows[F.SCOPE].map(_scope_rank)
     rows["_l"] = rows[F.LENS].map(_LENS_WEIGHT)
-    rows = rows.sort_values(["_r", "_l", F.METRIC_ID, F.CHECK, F.SCOPE], kind="mergesort")
-    counts = rows.groupby([F.METRIC_ID, F.CHECK]).size()
+    rows = rows.sort_values(["_r", "_l", "_b", F.METRIC_ID, F.CHECK, F.SCOPE], kind="mergesort")
+    scopes = {key: list(grp[F.SCOPE]) for key, grp in rows.groupby([F.METRIC_ID, F.CHECK], sort=False)}
     first = rows.drop_duplicates([F.METRIC_ID, F.CHECK]).copy()
-    first[F.N] = [int(counts[(m, c)]) for m, c in zip(first[F.METRIC_ID], first[F.CHECK])]
+    first[F.N] = [len(scopes[(m, c)]) for m, c in zip(first[F.METRIC_ID], first[F.CHECK])]
+    first[F.SCOPE] = [_scope_phrase(scopes[(m, c)]) for m, c in zip(first[F.METRIC_ID], first[F.CHECK])]
+    duplicates = set(rows.loc[rows[F.CHECK] == "duplicate_metric", F.METRIC_ID])
     picked, metrics, checks = [], set(), set()
     for idx, m, c in zip(first.index, first[F.METRIC_ID], first[F.CHECK]):
+        if m in duplicates and c != "duplicate_metric":
+            continue
         if len(picked) < n and m not in metrics and c not in checks:
             picked.append(idx)
             metrics.add(m)
@@ -443,10 +469,7 @@ def key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
     for idx in first.index:
         if len(picked) < n and idx not in picked:
             picked.append(idx)
-    out = first.loc[picked].copy()
-    several = out[F.N] > 1
-    out.loc[several, F.SCOPE] = [f"{k} scopes" for k in out.loc[several, F.N]]
-    return out.drop(columns=["_r", "_l"]).reset_index(drop=True)
+    return first.loc[picked].drop(columns=["_r", "_b", "_l"]).reset_index(drop=True)
 
 
 def metric_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, metric_id: str,

@@ -248,11 +248,15 @@ def _summary_block(findings: pd.DataFrame, scorecard: pd.DataFrame, names: dict[
             tiles.append(f'<div class="tile" style="border-color:{bg}"><div class="num" style="color:{fg}">{k}</div>'
                          f'<div class="lbl">{esc(verdict)}</div></div>')
     lenses = findings[~findings[F.LENS].isin(("scorecard", "overview"))]
-    n_flagged = int(lenses[F.SEVERITY].isin(FLAGGED).sum())
+    flagged_rows = lenses[lenses[F.SEVERITY].isin(FLAGGED)]
+    n_flagged = len(flagged_rows)
+    n_metrics = flagged_rows[F.METRIC_ID].nunique()
+    tally = (f"It flagged problems with {n_metrics} of them ({n_flagged} findings, counting each team, agent "
+             f"and outcome separately)." if n_flagged else "It flagged no problem.")
     parts = ['<section id="summary"><h2>Summary</h2>',
              f'<p class="lead">This audit looked at {len(scorecard)} measures through four lenses — why each is '
-             f'measured, what behaviour it drives, how staff see it and whether it moves with real outcomes — '
-             f'and raised {n_flagged} flagged finding{"" if n_flagged == 1 else "s"}.</p>',
+             f'measured, what behaviour it drives, how staff see it and whether it moves with real outcomes. '
+             f'{esc(tally)}</p>',
              f'<div class="tiles">{"".join(tiles)}</div>']
     top = _key_findings(findings)
     if len(top):

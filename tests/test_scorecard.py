@@ -133,13 +133,17 @@ def test_recommendations_are_prioritised(quarter1):
 
 def test_key_findings_cover_different_problems(quarter1):
     top = sc.key_findings(quarter1, n=5)
-    assert len(top) == 5
-    # high first, behaviour before register; one per metric and per check in the first pass
-    assert list(zip(top[F.METRIC_ID], top[F.CHECK]))[:3] == [
-        ("AHT", "threshold_bunching"), ("FRT", "hollow_first_reply"), ("ADV", "linkage_class")]
+    # by hand: high before medium; behaviour, linkage, perception, register; centre-wide before team
+    # before agent; first pass one per metric and per check (DUP: only its duplicate_metric finding)
+    assert list(zip(top[F.METRIC_ID], top[F.CHECK])) == [
+        ("FRT", "hollow_first_reply"), ("AHT", "threshold_bunching"), ("ADV", "linkage_class"),
+        ("CSAT", "surrogation_risk"), ("DUP", "duplicate_metric")]
     assert top[F.SEVERITY].map({"high": 0, "medium": 1}).is_monotonic_increasing
-    assert len(set(top[F.METRIC_ID])) == 5
     assert sc.key_findings(make_findings([finding("register", "A", "owner_missing", "low")])).empty
+    # several scopes of one problem count once, described for a reader
+    more = sc.key_findings(quarter1, n=20).set_index([F.METRIC_ID, F.CHECK])
+    assert more.loc[("AHT", "short_contacts"), F.SCOPE] == "2 agents"
+    assert more.loc[("AHT", "short_contacts"), F.N] == 2
 
 
 def test_metric_summary_reads_as_one_page(quarter1):
