@@ -13,7 +13,8 @@ Per register metric and outcome the lens estimates
   Each team's means are removed first; the interval resamples teams (or weeks, when there
   are fewer teams than ``linkage.min_clusters``);
 * **relative_importance** — the share of the outcome's R² each metric carries
-  (LMG = Shapley decomposition; Johnson's relative weights alongside);
+  (LMG = Shapley decomposition; Johnson's relative weights alongside), with a cluster
+  bootstrap interval (``linkage.importance_bootstrap`` replicates);
 * **decoupling** — the metric's weekly trend over the audit period improves (in its better
   direction) while the outcome's trend is flat or worse: the Goodhart signature;
 * **counterbalance_worsened** — per team: while the metric improved week on week, did the
@@ -65,7 +66,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
