@@ -170,7 +170,7 @@ def bunching_profile(histograms: pd.DataFrame, measure: str, threshold: float,
         h = h[h[C.AGENT_ID] == agent_id]
     if h.empty:
         return None
-    resolution = float(h["resolution"].iloc[0])
+    resolution = float(h["resolution"].iloc[0]) if "resolution" in h else 1.0
     cfg = bunching_settings(float(threshold), resolution, settings)
     if cfg is None:
         return None
@@ -206,7 +206,8 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
     h = _hist_slice(histograms, measure)
     if h.empty:
         return [_na(metric_id, check, measure)]
-    cfg = bunching_settings(float(threshold), float(h["resolution"].iloc[0]), settings)
+    cfg = bunching_settings(float(threshold), float(h["resolution"].iloc[0]) if "resolution" in h else 1.0,
+                            settings)
     if cfg is None:
         return [finding(LENS, metric_id, check, "not_assessable",
                         detail=f"not assessable {_DASH} the {threshold_name} {threshold:g} is too small for a "
