@@ -236,6 +236,23 @@ def _cite(row) -> str:
     return f"{row[F.LENS]}/{row[F.CHECK]}/{row[F.SCOPE]}"
 
 
+def _cite_all(rows: pd.DataFrame) -> str:
+    """Citations ``lens/check/scope`` of the evidence rows; agent rows of one check are counted
+    (``behaviour/short_contacts/3 agents``), since their pseudonyms are in the findings table."""
+    out, agents = [], {}
+    for r in rows.to_dict("records"):
+        if str(r[F.SCOPE]).startswith("agent:"):
+            key = (r[F.LENS], r[F.CHECK])
+            if key not in agents:
+                agents[key] = 0
+                out.append(key)
+            agents[key] += 1
+        else:
+            out.append(_cite(r))
+    return "; ".join(c if isinstance(c, str) else
+                     f"{c[0]}/{c[1]}/{agents[c]} agent{'s' if agents[c] > 1 else ''}" for c in out)
+
+
 def _register_frame(register: pd.DataFrame | None, findings: pd.DataFrame) -> pd.DataFrame:
     if register is not None and len(register):
         reg = register.copy()
@@ -312,7 +329,7 @@ def build_scorecard(findings: pd.DataFrame, register: pd.DataFrame | None = None
             "severity": _VERDICT_SEVERITY[verdict], "flagged": int(len(flagged)),
             "not_assessed": "; ".join(f"{lens} ({why})" for lens, why in missing),
             "rationale": _rationale(verdict, kinds, triggers, flagged, missing),
-            "evidence": "; ".join(_cite(r) for r in flagged.to_dict("records")),
+            "evidence": _cite_all(flagged),
         })
     return pd.DataFrame(out, columns=list(SCORECARD_COLUMNS)).sort_values(
         "metric_id", kind="mergesort").reset_index(drop=True)
@@ -506,9 +523,14 @@ def metric_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, metric_id: s
                 extra = "; ".join(d for d in info[F.DETAIL] if d)
                 body = "Nothing flagged." + (f" {extra}" if extra else "")
         else:
-            body = " ".join(
-                (d if d else _title(c)) + (f" [{s}]" if s and s != "overall" else "")
-                for c, s, d in flagged[[F.CHECK, F.SCOPE, F.DETAIL]].itertuples(index=False))
+            ranked = flagged.assign(_r=flagged[F.SEVERITY].map(_SEV_RANK), _b=flagged[F.SCOPE].map(_scope_rank))
+            ranked = ranked.sort_values(["_r", "_b", F.CHECK, F.SCOPE], kind="mergesort")
+            parts = []
+            for check, grp in ranked.groupby(F.CHECK, sort=False):
+                where = _scope_phrase(list(grp[F.SCOPE]))
+                text = brief(grp[F.DETAIL].iloc[0]) or _title(check).capitalize()
+                parts.append(text + ("" if where in ("", "overall") else f" [{where}]"))
+            body = " ".join(parts)
         answers.append({"question": question, "answer": (lead + body).strip()})
     answers.append({"question": "Verdict", "answer": f"{sc['verdict']}. {sc['rationale']}"})
     return pd.DataFrame(answers, columns=["question", "answer"])

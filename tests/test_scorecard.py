@@ -84,6 +84,7 @@ def test_verdicts_follow_the_rule_table(quarter1):
     # the low-severity displacement row is not cited
     assert "displacement" not in aht["evidence"]
     assert "behaviour/threshold_bunching/team:Beacon" in aht["evidence"]
+    assert "behaviour/short_contacts/2 agents" in aht["evidence"]  # agent rows counted, not listed
     assert "(2 agents)" in aht["rationale"]
     assert aht["not_assessed"] == ""
 
