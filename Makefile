@@ -32,7 +32,7 @@ browser:
 # One pytest run: the test suite plus every notebook under nbval (cells marked
 # `# NBVAL_CHECK_OUTPUT` must reproduce their saved output; see tests/sanitize.cfg).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with $(CURDIR)/tests/sanitize.cfg
 
 clean:
 	rm -rf $(VENV) reports/*/ demo_client .pytest_cache

@@ -28,9 +28,22 @@ from .columns import Register as R
 from .findings import finding, make_findings
 
 __all__ = ["headline", "summary", "channel_mix", "coverage", "warnings_table", "weekly_volume_figure",
-           "missingness_figure", "overview_findings"]
+           "missingness_figure", "overview_findings", "table"]
 
 LENS = "overview"
+
+
+def table(df: pd.DataFrame, formats: dict | None = None):
+    """A display table without the index whose every cell is HTML-escaped.
+
+    pandas' Styler writes cell text into the page as it is, so a client string such as a
+    metric name or an example value quoted in a validation warning could become markup.
+    Every cell is escaped first; ``formats`` (column -> format string) then formats numbers.
+    """
+    styler = df.style.hide(axis="index").format(escape="html", na_rep="")
+    if formats:
+        styler = styler.format({k: v for k, v in formats.items() if k in df.columns}, escape="html", na_rep="")
+    return styler
 
 
 def _n(x) -> str:

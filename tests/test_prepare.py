@@ -240,3 +240,12 @@ def test_overview_findings_on_demo(demo_audit):
     cw = demo_audit.table(P.CENTRE_WEEK)
     assert cov.loc["AHT", "value"] == cw["aht__n"].sum()
     assert "Contacts in the period: " in overview.headline(demo_audit)
+
+
+def test_overview_tables_escape_client_text():
+    # a client string (metric name, example value in a warning) must show as text, never markup
+    from audit_lib import overview
+    df = pd.DataFrame({"item": ["<img src=x onerror=alert(1)>"], "contacts": [1234]})
+    html = overview.table(df, {"contacts": "{:,}"}).to_html()
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "1,234" in html
