@@ -593,3 +593,18 @@ def test_counterbalance_week_on_week_share_by_hand(synthetic_result):
     row = cb[(cb["metric_id"] == "AHT") & (cb["team"] == "T0")].iloc[0]
     assert row["cb_worse_share"] == pytest.approx(expected)
     assert row["improved_weeks"] == int(improved.sum())
+
+
+def test_demo_flags_nothing_the_planted_behaviours_do_not_explain(demo_linkage, demo_params):
+    # every flagged linkage row is a planted finding or one of its documented consequences
+    doc = json.loads((Path(demo_params).parent / "expected_findings.json").read_text())
+    allowed = [e for e in doc["findings"] + doc.get("consequences", []) if e["lens"] == "linkage"]
+
+    def explained(row):
+        return any(e["metric_id"] == row["metric_id"] and e["check"] == row["check"]
+                   and e.get("scope", row["scope"]) == row["scope"] and e.get("label", row["label"]) == row["label"]
+                   for e in allowed)
+
+    f = L.linkage_findings(demo_linkage)
+    unexplained = [r for r in f[f["severity"].isin(FLAGGED)].to_dict("records") if not explained(r)]
+    assert not unexplained, [(r["metric_id"], r["check"], r["scope"], r["label"]) for r in unexplained]
