@@ -129,6 +129,17 @@ def _robust_z(x: np.ndarray) -> np.ndarray:
     return (x - med) / mad
 
 
+def _tau2(y: np.ndarray, v: np.ndarray) -> float:
+    """DerSimonian-Laird moment estimate of the between-unit variance of ``y`` (within variances ``v``)."""
+    if len(y) < 3:
+        return 0.0
+    w = 1.0 / v
+    mu = np.sum(w * y) / np.sum(w)
+    q = np.sum(w * (y - mu) ** 2)
+    denom = np.sum(w) - np.sum(w ** 2) / np.sum(w)
+    return float(max(0.0, (q - (len(y) - 1)) / denom)) if denom > 0 else 0.0
+
+
 def bunching_settings(threshold: float, resolution: float, settings: BehaviourSettings) -> dict | None:
     """Bin width, window and fit settings for bunching just under ``threshold``.
 
@@ -501,8 +512,9 @@ def callback_unkept(callbacks: pd.DataFrame | None, metric_id: str, target: floa
     """Call-back promises kept, and whether unkept ones turn into complaints or repeats.
 
     Overall row: ``value`` = risk ratio of a follow-up complaint (unkept vs kept) with a
-    Katz interval; flagged (high) when the interval's lower end exceeds 1 and the ratio is at
-    least ``callback_min_rr``. Team rows: completion rate with a Wilson interval (Bonferroni
+    Katz interval (Bonferroni over the two outcomes, complaints and repeats); flagged (high)
+    when, for either outcome, the interval's lower end exceeds 1 and the ratio is at least
+    ``callback_min_rr``. Team rows: completion rate with a Wilson interval (Bonferroni
     over teams); flagged when the whole interval lies ``callback_margin`` below the target.
     """
     settings = settings or BehaviourSettings()
@@ -524,7 +536,8 @@ def callback_unkept(callbacks: pd.DataFrame | None, metric_id: str, target: floa
     for col, what in ((D.FOLLOWED_BY_COMPLAINT, "complaint"), (D.FOLLOWED_BY_REPEAT, "repeat contact")):
         if col not in cb or cb[col].isna().all() or nk == 0 or nu == 0:
             continue
-        rr, lo, hi = _katz_rr(unkept[col].sum(), nu, kept[col].sum(), nk)
+        # two outcomes (complaints, repeats) are tested: Bonferroni over them
+        rr, lo, hi = _katz_rr(unkept[col].sum(), nu, kept[col].sum(), nk, _bonferroni_z(settings.alpha, 2, True))
         parts.append(f"rr_{what.split()[0]}={rr:.2f} [{lo:.2f}, {hi:.2f}]")
         if best is None or what == "complaint":
             best = (rr, lo, hi, what)
@@ -630,15 +643,20 @@ def hollow_first_reply(first_replies: pd.DataFrame | None, metric_id: str, *,
 
 
 def _ols_effect(y: np.ndarray, X: np.ndarray, w: np.ndarray, j: int) -> tuple[float, float]:
-    """Weighted OLS coefficient j and its HC1 standard error."""
+    """Weighted OLS coefficient j and its HC3 standard error (MacKinnon & White 1985).
+
+    HC3 scales each squared residual by 1 / (1 - leverage)^2, which keeps the error honest
+    when the effect rests on a handful of days (a few month ends)."""
     sw = np.sqrt(w)
     Xw, yw = X * sw[:, None], y * sw
     beta, *_ = np.linalg.lstsq(Xw, yw, rcond=None)
     resid = yw - Xw @ beta
     n, k = Xw.shape
     bread = np.linalg.pinv(Xw.T @ Xw)
-    meat = (Xw * resid[:, None] ** 2).T @ Xw
-    cov = bread @ meat @ bread * n / max(n - k, 1)
+    lev = np.einsum("ij,jk,ik->i", Xw, bread, Xw)
+    u2 = (resid / np.maximum(1 - lev, 1e-6)) ** 2
+    meat = (Xw * u2[:, None]).T @ Xw
+    cov = bread @ meat @ bread
     return float(beta[j]), float(math.sqrt(max(cov[j, j], 0)))
 
 
@@ -649,7 +667,7 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
     Per team, two windows: the last working day of the week (``surge_week_day``, default
     Friday) against Monday–Thursday, and the last ``surge_month_days`` calendar days of each
     month against the other days (with weekday effects removed). Weighted OLS of the daily
-    value (weights = the day's denominator, a linear trend over the period included) with HC1
+    value (weights = the day's denominator, a linear trend over the period included) with HC3
     errors. Flag (medium) when the relative improvement ≥ ``surge_min_change`` and its t
     exceeds the Bonferroni critical value over teams × windows, with as many degrees of
     freedom as end-of-period days minus one (the robust error rests on those few days).
@@ -727,8 +745,10 @@ def selection_table(signatures: pd.DataFrame, *, settings: BehaviourSettings | N
     """Per agent: survey response rate, share of 4-5 answers, their scores, joint score and flag.
 
     Response rate = CSAT answers / contacts, robust score across agents; top-2 share scored
-    against peers (all other agents pooled) with a binomial z, itself re-scaled robustly across
-    agents (natural differences between agents are wider than chance). A flag also needs the
+    against peers (all other agents pooled) with a z whose variance adds the between-agent
+    variance tau² to the binomial one (natural differences between agents are wider than
+    chance; DerSimonian-Laird estimate, as in Spiegelhalter's over-dispersed funnel plots),
+    reported as ``tau2``. A flag also needs the
     response rate at most ``selection_max_response_ratio`` of the median agent's and a top-2
     share ``selection_min_gain`` above peers. Joint score
     ``min(-z_response, z_top2)``; critical value solves ``(1 - Φ(c))² = alpha / agents``.
@@ -745,15 +765,19 @@ def selection_table(signatures: pd.DataFrame, *, settings: BehaviourSettings | N
     peer = (k.sum() - k) / np.maximum(n.sum() - n, 1)
     share = k / np.maximum(n, 1)
     z_resp = _robust_z(resp) if len(s) else np.empty(0)
-    z_bin = (share - peer) / np.sqrt(np.maximum(peer * (1 - peer), 1e-12) / np.maximum(n, 1))
-    # agents' satisfaction differs more than binomial chance: re-scale the scores robustly
-    z_top = _robust_z(z_bin) if len(s) else z_bin
+    # agents' satisfaction differs more than binomial chance: an additive random effect
+    # (DerSimonian-Laird moment estimate of its variance tau^2, Spiegelhalter 2005) widens
+    # every agent's error, most for the agents with many answers
+    v = np.maximum(peer * (1 - peer), 1e-12) / np.maximum(n, 1)
+    tau2 = _tau2(share, v)
+    z_top = (share - peer) / np.sqrt(v + tau2)
     joint = np.minimum(-z_resp, z_top)
     c = float(stats.norm.isf(math.sqrt(settings.alpha / max(len(s), 1))))
     return pd.DataFrame({
         C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
         C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": n.astype(int), "response_rate": resp,
-        "top2": share, "peer_top2": peer, "z_response": z_resp, "z_top2": z_top, "joint": joint, "critical": c,
+        "top2": share, "peer_top2": peer, "tau2": tau2, "z_response": z_resp, "z_top2": z_top, "joint": joint,
+        "critical": c,
         "flagged": (joint >= c) & (resp <= settings.selection_max_response_ratio * np.nanmedian(resp))
                    & (share >= peer + settings.selection_min_gain)})
 

@@ -61,7 +61,7 @@ class BehaviourSettings(Strict):
     bunching_poly: int = Field(4, ge=1, le=9, description="Degree of the counterfactual polynomial.")
     bunching_heap_seconds: int = Field(60, ge=0, description="Round-number heaps removed before fitting (exact "
                                                              "multiples of this many seconds; 0 = none).")
-    bunching_min_b: float = Field(0.5, ge=0, description="Smallest normalised excess mass b flagged.")
+    bunching_min_b: float = Field(1.0, ge=0, description="Smallest normalised excess mass b flagged.")
     bunching_min_b_agent: float = Field(1.5, ge=0, description="Smallest b flagged for a single agent.")
     bunching_min_count: int = Field(1000, ge=100, description="Fewest contacts around the target for a scope.")
     displacement_min_drop: float = Field(0.15, ge=0, lt=1, description="Displacement: AHT at least this far below "
@@ -75,7 +75,7 @@ class BehaviourSettings(Strict):
     funnel_level: float = Field(0.998, gt=0.5, lt=1, description="Funnel-plot control limit flagged (short contacts).")
     short_min_ratio: float = Field(3.0, ge=1, description="Short-contact share must also be this many times peers'.")
     fcr_max_gap: float = Field(0.10, gt=0, lt=1, description="Coded minus repeat-based FCR that is flagged.")
-    callback_min_rr: float = Field(1.5, ge=1, description="Smallest complaint risk ratio (unkept vs kept) flagged.")
+    callback_min_rr: float = Field(2.0, ge=1, description="Smallest complaint risk ratio (unkept vs kept) flagged.")
     callback_target: float = Field(0.95, gt=0, le=1, description="Completion target when the register has none.")
     callback_margin: float = Field(0.10, ge=0, lt=1, description="Team completion this far below target is flagged.")
     hollow_min_share: float = Field(0.10, ge=0, le=1, description="Share of first replies within 60 s worth a look.")

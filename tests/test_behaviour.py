@@ -133,7 +133,8 @@ def test_callback_unkept_risk_ratio_hand_calculation():
     # RR = (40/216)/(40/800) = 3.7037; Katz SE = sqrt(1/40 - 1/216 + 1/40 - 1/800) = 0.21103
     se = math.sqrt(1 / 40 - 1 / 216 + 1 / 40 - 1 / 800)
     assert overall[F.VALUE] == pytest.approx((40 / 216) / (40 / 800))
-    assert overall[F.CI_LOW] == pytest.approx(overall[F.VALUE] * math.exp(-1.959964 * se), rel=1e-5)
+    # two outcomes are tested (complaints, repeats): Bonferroni z = Phi^-1(1 - 0.05/4) = 2.241403
+    assert overall[F.CI_LOW] == pytest.approx(overall[F.VALUE] * math.exp(-2.241403 * se), rel=1e-5)
     assert overall[F.SEVERITY] == "high"
     team = {r[F.SCOPE]: r[F.SEVERITY] for r in rows if r[F.SCOPE] != "overall"}
     assert team == {"team:North": "ok", "team:South": "medium"}
