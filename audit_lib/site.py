@@ -408,10 +408,16 @@ def _sections_block(sections: list[dict]) -> str:
 
 
 def _flagged_block(findings: pd.DataFrame, names: dict[str, str]) -> str:
+    from . import scorecard as sc_mod  # imported late: scorecard does not depend on site
     df = findings[findings[F.SEVERITY].isin(FLAGGED + ("not_assessable",))
                   & ~findings[F.LENS].isin(("scorecard",))].copy()
     if not len(df):
         return ""
+    n_rows = len(df)
+    # the front page lists each problem once (agent rows rolled up, first sentence of each detail);
+    # every row with its full detail is in findings.xlsx and in the lens sections
+    df = sc_mod.rollup_agents(df)
+    df[F.DETAIL] = df[F.DETAIL].map(sc_mod.brief)
     df["_r"] = df[F.SEVERITY].map(_SEVERITY_RANK)
     df["_l"] = df[F.LENS].map({k: i for i, k in enumerate(LENS_ORDER)})
     df = df.sort_values(["_l", F.METRIC_ID, "_r", F.CHECK, F.SCOPE], kind="mergesort")
@@ -422,7 +428,9 @@ def _flagged_block(findings: pd.DataFrame, names: dict[str, str]) -> str:
                         F.CHECK: lambda v, r: esc(_humanise(v))})
     n_flag = int(df[F.SEVERITY].isin(FLAGGED).sum())
     return ('<section id="findings"><h2>All flagged findings</h2>'
-            f'<details open><summary>{n_flag} flagged, {len(df) - n_flag} not assessable</summary>'
+            f'<p class="note">{n_rows} rows in all (every team, agent and outcome counted separately; agents '
+            'grouped here). The full list with every detail is in findings.xlsx and in each lens section.</p>'
+            f'<details open><summary>{n_flag} flagged problems, {len(df) - n_flag} not assessable</summary>'
             f'{table}</details></section>')
 
 
