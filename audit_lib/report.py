@@ -103,16 +103,18 @@ _EXTERNAL_TAG = re.compile(
     r"|<link\b[^>]*\bhref\s*=[^>]*>",                    # <link href=...>
     flags=re.IGNORECASE | re.DOTALL)
 
+# No script runs at all: the pages are static (tables, embedded PNGs, inline CSS), so even a
+# client string that slipped into an output unescaped cannot execute.
 _CSP = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'; img-src data:; script-src 'unsafe-inline'; font-src data:; "
+        "style-src 'unsafe-inline'; img-src data:; script-src 'none'; font-src data:; "
         "base-uri 'none'; form-action 'none'\">")
 
 
 def strip_external(page: str) -> str:
     """Remove every ``<script src=…>`` and ``<link href=…>`` tag (CDN MathJax, require.js, fonts).
 
-    A content-security policy that forbids any network load is added to ``<head>``, so the
-    page opens offline and makes no request even if a notebook output named a URL.
+    A content-security policy that forbids any network load and any script is added to
+    ``<head>``, so the page opens offline and makes no request even if a notebook output named a URL.
     """
     page = _EXTERNAL_TAG.sub("", page)
     return re.sub(r"<head([^>]*)>", lambda m: f"<head{m.group(1)}>{_CSP}", page, count=1, flags=re.IGNORECASE)

@@ -232,6 +232,7 @@ def test_strip_external_removes_cdn_tags():
             '<SCRIPT SRC="//cdn.example/MathJax.js?config=TeX"></SCRIPT></head><body>ok</body></html>')
     out = report.strip_external(page)
     assert not EXTERNAL.search(out) and "ok" in out and "Content-Security-Policy" in out
+    assert "script-src 'none'" in out  # no script may run in a report page
 
 
 def test_scorecard_runs_last():
