@@ -669,12 +669,16 @@ def _require(df: pd.DataFrame, columns, name: str) -> None:
 def _eligible_agents(aw: pd.DataFrame, col_m: str, col_o: str, min_surveys: int, min_weeks: int,
                      min_cell_n: int) -> tuple[pd.DataFrame, int, int]:
     """Agent-weeks usable for (metric, outcome) and how many agents the guards dropped."""
-    d = aw[[Contact.AGENT_ID, col_m, col_o, col_o + _N]].copy()
-    d = d[d[col_o + _N].fillna(0) >= min_cell_n].dropna(subset=[col_m, col_o])
-    per = d.groupby(Contact.AGENT_ID).agg(weeks=(col_m, "size"), obs=(col_o + _N, "sum"))
-    keep = per.index[(per["weeks"] >= min_weeks) & (per["obs"] >= min_surveys)]
-    dropped = int(aw[Contact.AGENT_ID].nunique() - len(keep))
-    return d[d[Contact.AGENT_ID].isin(keep)], len(keep), dropped
+    # numpy rather than groupby: this runs for every metric x outcome pair
+    agents, code = np.unique(aw[Contact.AGENT_ID].astype(str).to_numpy(), return_inverse=True)
+    n_o = aw[col_o + _N].fillna(0).to_numpy(float)
+    ok = (n_o >= min_cell_n) & aw[col_m].notna().to_numpy() & aw[col_o].notna().to_numpy()
+    weeks = np.bincount(code[ok], minlength=len(agents))
+    obs = np.bincount(code[ok], weights=n_o[ok], minlength=len(agents))
+    good = (weeks >= min_weeks) & (obs >= min_surveys)
+    rows = ok & good[code]
+    d = aw.loc[rows, [Contact.AGENT_ID, col_m, col_o, col_o + _N]]
+    return d, int(good.sum()), int(len(agents) - good.sum())
 
 
 def _eligible_units(panel: pd.DataFrame, col_o: str, min_surveys: int, min_weeks: int,
