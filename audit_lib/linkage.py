@@ -1298,7 +1298,7 @@ def conclusions(res: LinkageResult, names: dict | None = None) -> str:
 
     for label, text in (
             ("linked", "moves with {o} (better weeks for the metric are better weeks for customers)"),
-            ("decoupled", "improved over the quarter while {o} did not: the number moved, the outcome did not"),
+            ("decoupled", "improved over the audit period while {o} did not: the number moved, the outcome did not"),
             ("adverse", "goes with worse {o}: improving it has coincided with worse results for customers"),
     ):
         sub = c[c["label"] == label]
@@ -1310,7 +1310,7 @@ def conclusions(res: LinkageResult, names: dict | None = None) -> str:
                      f"{', '.join(sorted(set(g['counterbalance'])))} got worse.")
     weak = sorted(set(c.loc[c["label"] == "weak", "metric_id"]) - set(c.loc[c["label"] != "weak", "metric_id"]))
     if weak:
-        lines.append(f"- No clear link with their outcomes in this quarter's data: {', '.join(map(nm, weak))}.")
+        lines.append(f"- No clear link with their outcomes in this period's data: {', '.join(map(nm, weak))}.")
     na = sorted(set(res.metrics["metric_id"]) - set(c.loc[c["label"] != "not_assessable", "metric_id"]))
     if na:
         lines.append(f"- Could not be assessed: {', '.join(map(nm, na))} (see the reasons in the table).")
