@@ -14,7 +14,7 @@ from audit_lib import behaviour as bh
 from audit_lib import findings as fd
 from audit_lib.columns import Finding as F
 from audit_lib.columns import Prepared as P
-from audit_lib.settings import BehaviourSettings, Thresholds
+from audit_lib.settings import BehaviourSettings
 
 SET = BehaviourSettings(bootstrap=100)
 
