@@ -387,7 +387,7 @@ class _Kernel:
         self.km = None
         self.log = None
 
-    def manager(self, first_nb: Path):
+    def manager(self, first_nb: Path | None = None):
         if self.km is None:
             km_class = _register_engine()
             self.km = km_class(kernel_name="python3")
@@ -395,10 +395,31 @@ class _Kernel:
             logs.mkdir(parents=True, exist_ok=True)
             self.log = open(logs / f"kernel-{self.number}.log", "a", encoding="utf-8")  # noqa: SIM115
             self.registry.add(self.km)
-        env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem, "JPY_SESSION_NAME": str(first_nb),
+        env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem if first_nb else "",
+               "JPY_SESSION_NAME": str(first_nb) if first_nb else "",
                "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
                "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
         return self.km, {"env": env, "stdout": self.log, "stderr": self.log}
+
+    def warm(self, code: str) -> None:
+        """Start the kernel now and run ``code`` silently (imports), while the runner validates."""
+        from jupyter_core.utils import run_sync
+        km, launch = self.manager()
+        if not km.has_kernel:
+            # like nbclient: no IPython history database (two kernels would share one SQLite file)
+            run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], **launch)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=120)
+            msg_id = kc.execute(code, silent=True, store_history=False)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                msg = run_sync(kc.get_shell_msg)(timeout=300)
+                if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                    return
+        finally:
+            kc.stop_channels()
 
     def stop(self) -> None:
         """Shut the kernel down (from the owning thread) and remove its sockets and log handle."""
@@ -566,19 +587,53 @@ class _Worker(threading.Thread):
                 nb = self.inbox.get()
                 if nb is None:
                     return
+                if isinstance(nb, str):  # warm-up code, queued before any notebook
+                    try:
+                        self.kernel.warm(nb)
+                    except Exception:  # noqa: BLE001 - a cold start later is only slower
+                        self.kernel.stop()
+                    continue
                 report_dir, params_path, work = self.args
                 self.results.put((self, _run_one(nb, report_dir, params_path, work, self.kernel)))
         finally:
             self.kernel.stop()
 
 
-def _run_stages(stages, report_dir, params_path, work, registry, parallel, progress) -> list[_Result]:
-    """Execute the stages in order; inside a stage up to two notebooks at once. Stop at the first failure."""
-    results: list[_Result] = []
+# Imported in each kernel while the runner validates and prepares: the modules the report
+# notebooks use (missing optional modules are skipped).
+_WARM = """\
+import importlib as _kpa_i, importlib.util as _kpa_u
+import pandas, numpy, matplotlib.pyplot, scipy.stats
+for _kpa_m in ("audit_lib.context", "audit_lib.findings", "audit_lib.kpis", "audit_lib.overview",
+               "audit_lib.register", "audit_lib.behaviour", "audit_lib.perception", "audit_lib.linkage",
+               "audit_lib.scorecard", "audit_lib.site", "audit_lib.anonymity", "audit_lib.plots_register",
+               "audit_lib.plots_behaviour", "audit_lib.plots_perception", "audit_lib.plots_linkage"):
+    if _kpa_u.find_spec(_kpa_m) is not None:
+        _kpa_i.import_module(_kpa_m)
+"""
+
+
+def _start_workers(n: int, report_dir: Path, params_path: Path, work: Path, registry: _Kernels):
+    """Start ``n`` notebook workers; each starts its kernel and imports the libraries right away."""
     done: queue.Queue = queue.Queue()
-    workers = [_Worker(i + 1, done, (report_dir, params_path, work), registry) for i in range(2 if parallel else 1)]
+    workers = [_Worker(i + 1, done, (report_dir, params_path, work), registry) for i in range(n)]
     for w in workers:
+        w.inbox.put(_WARM)
         w.start()
+    return workers, done
+
+
+def _stop_workers(workers, registry: _Kernels) -> None:
+    for w in workers:
+        w.inbox.put(None)
+    if not registry.stopping.is_set():
+        for w in workers:
+            w.join(timeout=30)
+
+
+def _run_stages(stages, workers, done: queue.Queue, registry, progress) -> list[_Result]:
+    """Execute the stages in order, one notebook per worker at a time. Stop at the first failure."""
+    results: list[_Result] = []
     failed = False
     try:
         for stage in stages:
@@ -605,12 +660,6 @@ def _run_stages(stages, report_dir, params_path, work, registry, parallel, progr
     except BaseException:
         registry.kill_all()  # interrupted: stop the kernels now, do not wait for their notebooks
         raise
-    finally:
-        for w in workers:
-            w.inbox.put(None)
-        if not registry.stopping.is_set():
-            for w in workers:
-                w.join(timeout=30)
     return results
 
 
@@ -650,19 +699,13 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     client_dir, report_dir = _check_target(params)
     progress(f"Audit {getattr(params, 'client', '')} · {report_dir.name} → {report_dir}")
 
-    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
-    t = time.perf_counter()
-    validation = context.validate_inputs(params)
-    timings["validate"] = round(time.perf_counter() - t, 3)
-    n_warn = len(getattr(validation, "warnings", []) or [])
-    progress(f"[1/5] validate   {timings['validate']:6.1f} s  inputs valid"
-             + (f" ({n_warn} warning{'s' if n_warn != 1 else ''})" if n_warn else ""))
-
+    created_client_dir = not client_dir.exists()
     client_dir.mkdir(parents=True, exist_ok=True)
     cleanup_stale(client_dir)
     tmp = client_dir / f"{TEMP_PREFIX}{report_dir.name}-{os.getpid()}-{secrets.token_hex(4)}"
     out, work = tmp / "report", tmp / "work"
     registry = _Kernels()
+    workers: list = []
     published = False
     try:
         with _signals(), warnings.catch_warnings():
@@ -671,6 +714,16 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                 logging.getLogger(name).setLevel(logging.ERROR)
             out.mkdir(parents=True)
             work.mkdir()
+            # kernels start and import the libraries while the inputs are validated and prepared
+            threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+            workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
+
+            t = time.perf_counter()
+            validation = context.validate_inputs(params)
+            timings["validate"] = round(time.perf_counter() - t, 3)
+            n_warn = len(getattr(validation, "warnings", []) or [])
+            progress(f"[1/5] validate   {timings['validate']:6.1f} s  inputs valid"
+                     + (f" ({n_warn} warning{'s' if n_warn != 1 else ''})" if n_warn else ""))
 
             t = time.perf_counter()
             context.ensure_prepared(params, work, report=validation)
@@ -678,11 +731,13 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             manifest = json.loads((work / "prepared" / context.MANIFEST).read_text(encoding="utf-8"))
             progress(f"[2/5] prepare    {timings['prepare']:6.1f} s  {manifest.get('contacts', 0):,} contacts → "
                      f"{len(manifest.get('tables', {}))} tables")
-            del validation  # the loaded contacts are no longer needed; free them before the kernels start
+            del validation  # the loaded contacts are no longer needed; free them before the notebooks run
 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
-            results = _run_stages(execution_plan(notebooks), out, params_path, work, registry, parallel, progress)
+            results = _run_stages(execution_plan(notebooks), workers, done, registry, progress)
+            _stop_workers(workers, registry)
+            workers = []
             timings["notebooks"] = round(time.perf_counter() - t, 3)
             timings["per_notebook"] = {r.path.stem: round(r.seconds, 3) for r in results}
             failures = [r for r in results if r.error is not None]
@@ -724,7 +779,12 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
         registry.kill_all()
         raise RunError(f"the audit run failed: {type(exc).__name__}: {exc}") from exc
     finally:
+        if workers:
+            _stop_workers(workers, registry)
         _rmtree(tmp)
+        if created_client_dir and not published:
+            with contextlib.suppress(OSError):
+                client_dir.rmdir()  # only when empty: a run that stopped early leaves no trace
     if not published:  # pragma: no cover - every path above either publishes or raises
         raise RunError(f"the run ended without publishing {report_dir}")
     return report_dir

@@ -252,3 +252,15 @@ def test_console_shows_progress_but_no_kernel_warnings(tmp_path):
     assert "[1/5] validate" in proc.stdout and "00_overview" in proc.stdout and "[5/5] published" in proc.stdout
     assert proc.stderr.strip() == "", proc.stderr
     assert "without encryption" not in proc.stdout + proc.stderr
+
+
+def test_invalid_input_stops_before_anything_is_written(tmp_path):
+    from audit_lib.errors import InputDataError
+    params = demo.generate(tmp_path / "client")
+    contacts = params.parent / "contacts.csv"
+    lines = contacts.read_text(encoding="utf-8").splitlines()
+    lines[0] = lines[0].replace("Agent", "Agnt")  # the required agent column is gone
+    contacts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputDataError, match="contacts.csv"):
+        report.run(params, notebooks_dir=_small_notebooks(tmp_path / "nbs"), quiet=True)
+    assert not Path(load_params(params).report_dir).parent.exists()
