@@ -264,3 +264,4 @@ def test_invalid_input_stops_before_anything_is_written(tmp_path):
     with pytest.raises(InputDataError, match="contacts.csv"):
         report.run(params, notebooks_dir=_small_notebooks(tmp_path / "nbs"), quiet=True)
     assert not Path(load_params(params).report_dir).parent.exists()
+
