@@ -613,6 +613,26 @@ for _kpa_m in ("audit_lib.context", "audit_lib.findings", "audit_lib.kpis", "aud
 """
 
 
+#: estimated contacts below which kernels start at once (their ~0.5 GB overlaps the runner's peak)
+EARLY_KERNELS_MAX_CONTACTS = 2_000_000
+
+
+def _small_export(params) -> bool:
+    """True when the contacts export is small enough to start the kernels during validation.
+
+    Estimated from the file size (about 100 bytes per contact in CSV/XLSX, 15 in Parquet), since
+    the row count is known only after reading it.
+    """
+    from . import context
+    path = context.input_files(params).get("contacts")
+    try:
+        size = path.stat().st_size
+    except (OSError, AttributeError):
+        return True
+    per_row = 15 if path.suffix.lower() in (".parquet", ".pq") else 100
+    return size / per_row < EARLY_KERNELS_MAX_CONTACTS
+
+
 def _start_workers(n: int, report_dir: Path, params_path: Path, work: Path, registry: _Kernels):
     """Start ``n`` notebook workers; each starts its kernel and imports the libraries right away."""
     done: queue.Queue = queue.Queue()
@@ -714,9 +734,10 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                 logging.getLogger(name).setLevel(logging.ERROR)
             out.mkdir(parents=True)
             work.mkdir()
-            # kernels start and import the libraries while the inputs are validated and prepared
             threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
-            workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
+            early = _small_export(params)
+            if early:  # kernels start and import the libraries while the inputs are validated and prepared
+                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
 
             t = time.perf_counter()
             validation = context.validate_inputs(params)
@@ -732,6 +753,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             progress(f"[2/5] prepare    {timings['prepare']:6.1f} s  {manifest.get('contacts', 0):,} contacts → "
                      f"{len(manifest.get('tables', {}))} tables")
             del validation  # the loaded contacts are no longer needed; free them before the notebooks run
+            if not early:  # large export: kernels start only now, so they do not add to the runner's peak
+                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
