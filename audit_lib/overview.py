@@ -26,6 +26,7 @@ from .columns import Contact as C
 from .columns import Prepared as P
 from .columns import Register as R
 from .findings import finding, make_findings
+from .site import styled_table
 
 __all__ = ["headline", "summary", "channel_mix", "coverage", "warnings_table", "weekly_volume_figure",
            "missingness_figure", "overview_findings", "table"]
@@ -34,16 +35,11 @@ LENS = "overview"
 
 
 def table(df: pd.DataFrame, formats: dict | None = None):
-    """A display table without the index whose every cell is HTML-escaped.
+    """A display table without the index, every cell and header HTML-escaped (:func:`site.styled_table`).
 
-    pandas' Styler writes cell text into the page as it is, so a client string such as a
-    metric name or an example value quoted in a validation warning could become markup.
-    Every cell is escaped first; ``formats`` (column -> format string) then formats numbers.
+    ``formats`` (column -> format string) formats numbers.
     """
-    styler = df.style.hide(axis="index").format(escape="html", na_rep="")
-    if formats:
-        styler = styler.format({k: v for k, v in formats.items() if k in df.columns}, escape="html", na_rep="")
-    return styler
+    return styled_table(df, formats)
 
 
 def _n(x) -> str:

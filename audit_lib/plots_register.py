@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .register import TENSION_CODES
+from .site import styled_table
 
 __all__ = ["show_table", "plot_tension_matrix", "plot_targets", "TENSION_COLOURS", "plain"]
 
@@ -38,7 +39,7 @@ def show_table(df: pd.DataFrame, caption: str | None = None):
     >>> "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     True
     """
-    styler = df.style.format(escape="html", na_rep="—", precision=3).hide(axis="index")
+    styler = styled_table(df, na_rep="—", precision=3)
     styler = styler.set_properties(**{"text-align": "left", "white-space": "normal", "vertical-align": "top"})
     styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
     if caption:

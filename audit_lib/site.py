@@ -28,7 +28,7 @@ from .findings import FLAGGED, LENS_ORDER
 
 __all__ = ["REPORT_CSS", "FRAGMENT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc",
            "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
-           "table_html", "evidence_matrix_html"]
+           "table_html", "evidence_matrix_html", "styled_table"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
 VERDICT_COLOURS = {
@@ -587,6 +587,30 @@ def summary_html(summary: pd.DataFrame) -> str:
         + (f' <span class="note">({esc(r["where"])})</span>' if r["where"] else "")
         + f' <span class="evidence">[{esc(r["lens"])}]</span></li>' for r in summary.to_dict("records"))
     return _fragment(f'<ol class="key-findings">{items}</ol>')
+
+
+def styled_table(df: pd.DataFrame, formats: dict | None = None, na_rep: str = "", precision: int | None = None):
+    """A pandas Styler over ``df`` without the index, every cell *and every header* HTML-escaped.
+
+    The one place notebook tables are made safe: the Styler writes cell text and header labels
+    (team names, metric names used as columns) into the page as they are, so a client string such
+    as ``<svg onload=...>`` would become markup. ``formats`` (column -> format string) formats
+    numbers after escaping.
+
+    Examples
+    --------
+    >>> html = styled_table(pd.DataFrame({"<b>team</b>": ["<i>x</i>"]})).to_html()
+    >>> "<b>" in html or "<i>" in html
+    False
+    """
+    kwargs = {"escape": "html", "na_rep": na_rep}
+    if precision is not None:
+        kwargs["precision"] = precision
+    styler = df.style.hide(axis="index").format(**kwargs)
+    styler = styler.format_index(escape="html", axis=1)
+    if formats:
+        styler = styler.format({k: v for k, v in formats.items() if k in df.columns}, **kwargs)
+    return styler
 
 
 def table_html(df: pd.DataFrame) -> str:

@@ -161,3 +161,15 @@ def test_notebook_fragments_escape_client_text(hostile):
         assert not [a for a in parsed.attrs if a[1].lower().startswith("on")]
     assert hostile in "".join(_parse(site.metric_pages_html(pages)).text)
     assert hostile in "".join(_parse(site.summary_html(summary)).text)
+
+
+@pytest.mark.parametrize("hostile", XSS)
+def test_notebook_styled_tables_escape_headers_and_cells(hostile):
+    """Team names become column headers in the register's current-value table: headers escape too."""
+    from audit_lib import overview, plots_register
+    df = pd.DataFrame({"metric": [hostile], f"Atlas {hostile}": [0.5], "n": [3]})
+    for styler in (site.styled_table(df), overview.table(df, {"n": "{:,}"}), plots_register.show_table(df)):
+        parsed = _parse(styler.to_html())
+        assert set(parsed.tags) <= {"style", "table", "thead", "tbody", "tr", "th", "td"}, set(parsed.tags)
+        assert not [a for a in parsed.attrs if a[1].lower().startswith("on")]
+        assert "".join(parsed.text).count(hostile) == 2
