@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test env clean browser
+.PHONY: demo test env clean browser headlines
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 2; }
@@ -33,6 +33,11 @@ browser:
 # `# NBVAL_CHECK_OUTPUT` must reproduce their saved output; see tests/sanitize.cfg).
 test: $(STAMP) browser
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with $(CURDIR)/tests/sanitize.cfg
+
+# After a deliberate change in results: re-execute the notebooks on the demo and save the
+# outputs of their `# NBVAL_CHECK_OUTPUT` cells (review `git diff notebooks/` before committing).
+headlines: $(STAMP)
+	$(BIN)/python tools/refresh_headlines.py
 
 clean:
 	rm -rf $(VENV) reports/*/ demo_client .pytest_cache
