@@ -374,6 +374,7 @@ with _kpa_w.catch_warnings():
 _kpa_os.environ["KPI_AUDIT_NOTEBOOK"] = {stem!r}
 _kpa_os.environ["JPY_SESSION_NAME"] = {path!r}
 _kpa_os.chdir({folder!r})
+get_ipython().run_line_magic("config", "InlineBackend.print_figure_kwargs = {{'bbox_inches': None}}")
 get_ipython().execution_count = 1
 get_ipython().run_line_magic("reset", "-f")
 """
