@@ -365,8 +365,10 @@ import os as _kpa_os, warnings as _kpa_w
 import matplotlib as _kpa_m, matplotlib.pyplot as _kpa_plt, pandas as _kpa_pd
 _kpa_plt.close("all")
 if not hasattr(_kpa_m, "_kpa_rc"):
-    _kpa_m._kpa_rc = _kpa_m.rcParams.copy()
+    _kpa_m._kpa_rc = {{k: v for k, v in _kpa_m.rcParams.items() if k not in ("backend", "interactive")}}
 else:
+    # style only: the inline backend turns interactive mode on when it activates, and without it
+    # figures made in a later notebook would never be drawn into that notebook's outputs
     _kpa_m.rcParams.update(_kpa_m._kpa_rc)
 with _kpa_w.catch_warnings():
     _kpa_w.simplefilter("ignore")

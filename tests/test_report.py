@@ -103,6 +103,19 @@ def test_html_opens_offline(published):
     assert "open_audit" not in overview          # code hidden
 
 
+def test_every_chart_cell_shows_its_figure(published):
+    """Notebooks share two reused kernels: a chart in the third notebook must appear as surely as in the first."""
+    missing = {}
+    for nb_path in report.notebooks_in(NOTEBOOKS):
+        nb = nbformat.read(published / nb_path.name, as_version=4)
+        charts = [c for c in nb.cells if c.cell_type == "code" and re.search(r"\bplots_\w+\.(?!show_table\b|plain\b)\w+\(|_figure\(", c.source)]
+        blank = [c.source.splitlines()[-1][:60] for c in charts
+                 if not any("image/png" in o.get("data", {}) for o in c.outputs)]
+        if blank:
+            missing[nb_path.name] = blank
+    assert not missing, f"chart cells without a figure: {missing}"
+
+
 def test_no_raw_agent_ids_in_shareable_files(published):
     for path in published.iterdir():
         if path.suffix in (".html", ".json", ".ipynb"):
