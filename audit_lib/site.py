@@ -669,13 +669,15 @@ def _write_sheet(wb, title: str, df: pd.DataFrame) -> None:
         cell.font, cell.fill = header_font, header_fill
         cell.alignment = Alignment(vertical="center")
     widths = [len(c) for c in columns]
+    # one style object per kind: openpyxl hashes every new style, which dominated the write time
+    wrapped, unwrapped = Alignment(wrap_text=True, vertical="top"), Alignment(wrap_text=False, vertical="top")
     for i, row in enumerate(df.itertuples(index=False), start=2):
         for j, v in enumerate(row, start=1):
             value = _cell_value(v)
             cell = ws.cell(row=i, column=j, value=value)
             if isinstance(value, str):
                 cell.data_type = "s"   # never a formula, whatever the first character is
-                cell.alignment = Alignment(wrap_text=len(value) > 60, vertical="top")
+                cell.alignment = wrapped if len(value) > 60 else unwrapped
             widths[j - 1] = max(widths[j - 1], min(len(str(value)) if value is not None else 0, 80))
     for j, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(j)].width = max(8, min(w + 2, 70))
