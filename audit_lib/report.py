@@ -48,7 +48,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -871,28 +870,14 @@ def _write_index(out: Path, params, sections, all_findings, provenance, comparis
                            **{f"{k} sha256": v["sha256"] for k, v in provenance["inputs"].items()},
                            "audit_lib": provenance["versions"].get("audit_lib", ""),
                            "git revision": provenance["git"].get("revision", "not available")}}
-    try:
-        from . import site
-    except ImportError:
-        site = None
-    if site is not None and hasattr(site, "render_index"):
-        page = site.render_index(meta, sections, all_findings, comparison=comparison)
-    else:  # plain escaped fallback
-        esc = html_mod.escape
-        items = "".join(f'<li><a href="{esc(s["href"])}">{esc(s["title"])}</a></li>' for s in sections)
-        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(meta['client'])}</title></head>"
-                f"<body><h1>{esc(meta['client'])} — {esc(meta['period'])}</h1><ul>{items}</ul>"
-                f"<p>{len(all_findings)} findings (findings.json)</p></body></html>\n")
+    from . import site
+    page = site.render_index(meta, sections, all_findings, comparison=comparison)
     (out / "index.html").write_text(page, encoding="utf-8")
 
 
 def _write_xlsx(out: Path, all_findings) -> None:
-    try:
-        from . import site
-    except ImportError:
-        return
-    if hasattr(site, "write_findings_xlsx"):
-        site.write_findings_xlsx(all_findings, None, None, out / "findings.xlsx")
+    from . import site
+    site.write_findings_xlsx(all_findings, None, None, out / "findings.xlsx")
 
 
 def _publish(new: Path, final: Path) -> None:
