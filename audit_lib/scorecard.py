@@ -443,14 +443,41 @@ def _scope_rank(scope: str) -> int:
 
 
 def _scope_phrase(scopes: list[str]) -> str:
-    """How a reader sees several scopes of one problem: '3 agents', 'team:Beacon and 15 more'."""
+    """How a reader sees several scopes of one problem: '3 agents', 'team:Beacon and 14 agents'.
+
+    Scopes are grouped by kind, broadest first; a kind with a single scope names it.
+    """
     if len(scopes) == 1:
         return scopes[0]
-    kinds = {str(sc).split(":", 1)[0] for sc in scopes}
-    if len(kinds) == 1 and kinds != {"overall"}:
-        return f"{len(scopes)} {kinds.pop()}s"
-    first = "centre-wide" if scopes[0] in ("", "overall") else scopes[0]
-    return f"{first} and {len(scopes) - 1} more"
+    by_kind: dict[str, list[str]] = {}
+    for sc in sorted(scopes, key=_scope_rank):
+        kind = "overall" if sc in ("", "overall") else str(sc).split(":", 1)[0]
+        by_kind.setdefault(kind, []).append(str(sc))
+    parts = ["centre-wide" if kind == "overall" else group[0] if len(group) == 1 else f"{len(group)} {kind}s"
+             for kind, group in by_kind.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+_SCOPE_TOKEN = re.compile(r"\b(team|agent|outcome|channel|site):(.+?)(?=, | and |\||$)")
+
+
+def reader_scope(scope: str) -> str:
+    """A scope as a client reads it: ``team:Beacon`` -> 'Beacon team', ``agent:Agent X`` -> 'Agent X'.
+
+    >>> reader_scope("team:Beacon and 14 agents")
+    'Beacon team and 14 agents'
+    >>> reader_scope("outcome:churn_rate|team:Atlas")
+    'outcome churn_rate, Atlas team'
+    """
+    if scope in ("", "overall"):
+        return ""
+
+    def word(m: re.Match) -> str:
+        kind, value = m.group(1), m.group(2)
+        return {"team": f"{value} team", "agent": value, "outcome": f"outcome {value}",
+                "channel": f"{value} channel", "site": f"{value} site"}[kind]
+
+    return _SCOPE_TOKEN.sub(word, str(scope)).replace("|", ", ")
 
 
 def key_findings(findings: pd.DataFrame, n: int = 5) -> pd.DataFrame:
@@ -573,7 +600,7 @@ def executive_summary(findings: pd.DataFrame, scorecard: pd.DataFrame, n: int = 
     names = dict(zip(scorecard["metric_id"], scorecard["name"]))
     rows = [{"rank": i + 1, "metric": names.get(r[F.METRIC_ID], r[F.METRIC_ID]),
              "finding": brief(r[F.DETAIL]) or _title(r[F.CHECK]).capitalize(),
-             "where": "" if r[F.SCOPE] == "overall" else r[F.SCOPE].replace("|", ", "),
+             "where": reader_scope(r[F.SCOPE]),
              "lens": f"{r[F.LENS]}: {_title(r[F.CHECK])}"}
             for i, r in enumerate(top.to_dict("records"))]
     return pd.DataFrame(rows, columns=["rank", "metric", "finding", "where", "lens"])
