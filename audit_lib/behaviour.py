@@ -169,6 +169,23 @@ def _hist_slice(histograms: pd.DataFrame, measure: str) -> pd.DataFrame:
     return h
 
 
+def _profile(values: np.ndarray, counts: np.ndarray, threshold: float, resolution: float,
+             settings: BehaviourSettings, n_boot: int | None = None,
+             boot_min_n: int = 0) -> bn.ExcessMassResult | None:
+    """Excess mass just under ``threshold`` of one scope's histogram (cell lower edges, counts).
+
+    ``boot_min_n``: no bootstrap for a window with fewer contacts (see ``bn.excess_mass_hist``).
+    """
+    cfg = bunching_settings(float(threshold), resolution, settings)
+    if cfg is None:
+        return None
+    return bn.excess_mass_hist(values, counts, cfg["threshold"], cfg["binwidth"],
+                               cfg["bins_left"], cfg["bins_right"], cfg["poly"], resolution=resolution,
+                               heap_period=cfg["heap_period"] if resolution < (cfg["heap_period"] or 0) else None,
+                               excl_left=cfg["excl_left"], n_boot=settings.bootstrap if n_boot is None else n_boot,
+                               seed=settings.seed, alpha=settings.alpha, boot_min_n=boot_min_n)
+
+
 def bunching_profile(histograms: pd.DataFrame, measure: str, threshold: float,
                      settings: BehaviourSettings | None = None, *, team: str | None = None,
                      agent_id: str | None = None, n_boot: int | None = None) -> bn.ExcessMassResult | None:
@@ -182,15 +199,41 @@ def bunching_profile(histograms: pd.DataFrame, measure: str, threshold: float,
     if h.empty:
         return None
     resolution = float(h["resolution"].iloc[0]) if "resolution" in h else 1.0
-    cfg = bunching_settings(float(threshold), resolution, settings)
-    if cfg is None:
-        return None
     g = h.groupby("value", sort=True)["count"].sum()
-    return bn.excess_mass_hist(g.index.to_numpy(float), g.to_numpy(float), cfg["threshold"], cfg["binwidth"],
-                               cfg["bins_left"], cfg["bins_right"], cfg["poly"], resolution=resolution,
-                               heap_period=cfg["heap_period"] if resolution < (cfg["heap_period"] or 0) else None,
-                               excl_left=cfg["excl_left"], n_boot=settings.bootstrap if n_boot is None else n_boot,
-                               seed=settings.seed, alpha=settings.alpha)
+    return _profile(g.index.to_numpy(float), g.to_numpy(float), threshold, resolution, settings, n_boot)
+
+
+def _counts_by(h: pd.DataFrame, key: str) -> dict:
+    """``{key value: (cell values, counts summed over the other columns)}`` in one grouping.
+
+    The same sums as grouping each key value's rows by ``value`` on its own, without
+    filtering the whole histogram once per team or agent.
+    """
+    g = h.groupby([key, "value"], sort=True)["count"].sum()
+    return {k: (part.index.get_level_values("value").to_numpy(float), part.to_numpy(float))
+            for k, part in g.groupby(level=0, sort=False)}
+
+
+def _scope_results(h: pd.DataFrame, measure: str, threshold: float, settings: BehaviourSettings,
+                   pseudonym: Pseudonym) -> list[tuple[str, str, bn.ExcessMassResult]]:
+    """``(family, scope, result)`` for the centre, each team and each agent with enough contacts."""
+    resolution = float(h["resolution"].iloc[0]) if "resolution" in h else 1.0
+    g = h.groupby("value", sort=True)["count"].sum()
+    scopes = [("overall", "overall", (g.index.to_numpy(float), g.to_numpy(float)))]
+    empty = (np.empty(0), np.empty(0))
+    for family, key, shown in (("team", C.TEAM, lambda t: f"team:{t}"),
+                               ("agent", C.AGENT_ID, lambda a: f"agent:{pseudonym(a)}")):
+        if key in h:
+            counts = _counts_by(h, key)
+            scopes += [(family, shown(k), counts.get(k, empty)) for k in sorted(h[key].dropna().unique())]
+    results = []
+    for family, scope, (values, counts) in scopes:
+        # scopes below the minimum count are dropped: spare them the bootstrap
+        res = _profile(values, counts, threshold, resolution, settings, boot_min_n=settings.bunching_min_count)
+        if res is None or res.n < settings.bunching_min_count:
+            continue
+        results.append((family, scope, res))
+    return results
 
 
 def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure: str, threshold: float | None, *,
@@ -204,6 +247,17 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
     ``value`` = b (excess mass over the counterfactual per excluded bin), ``ci`` = bootstrap
     interval of b, ``n`` = contacts in the analysis window; evidence gives B, uncorrected b
     and the window.
+    """
+    return _threshold_bunching(histograms, metric_id, measure, threshold, settings=settings, pseudonym=pseudonym,
+                               threshold_name=threshold_name, cache={})
+
+
+def _threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure: str, threshold: float | None, *,
+                        settings: BehaviourSettings | None, pseudonym: Pseudonym | None, threshold_name: str,
+                        cache: dict) -> list[dict]:
+    """:func:`threshold_bunching`, reusing the scope estimates in ``cache`` (keyed by measure, threshold).
+
+    ``cache`` must only be shared between calls with the same histograms, settings and pseudonym.
     """
     settings = settings or BehaviourSettings()
     pseudonym = pseudonym or _ident
@@ -223,18 +277,11 @@ def threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure:
         return [finding(LENS, metric_id, check, "not_assessable",
                         detail=f"not assessable {_DASH} the {threshold_name} {threshold:g} is too small for a "
                                f"bunching window at this histogram resolution")]
-    scopes: list[tuple[str, str, dict]] = [("overall", "overall", {})]
-    if C.TEAM in h:
-        scopes += [("team", f"team:{t}", {"team": t}) for t in sorted(h[C.TEAM].dropna().unique())]
-    if C.AGENT_ID in h:
-        scopes += [("agent", f"agent:{pseudonym(a)}", {"agent_id": a})
-                   for a in sorted(h[C.AGENT_ID].dropna().unique())]
-    results = []
-    for family, scope, sel in scopes:
-        res = bunching_profile(h, measure, threshold, settings, **sel)
-        if res is None or res.n < settings.bunching_min_count:
-            continue
-        results.append((family, scope, res))
+    # the metrics sharing a measure and threshold (e.g. AHT and team AHT) share the estimates
+    key = (measure, float(threshold))
+    if key not in cache:
+        cache[key] = _scope_results(h, measure, threshold, settings, pseudonym)
+    results = cache[key]
     sizes = {f: sum(1 for r in results if r[0] == f) for f in ("overall", "team", "agent")}
     rows = []
     lo_edge, hi_edge = threshold - settings.bunching_excluded_bins * cfg["binwidth"], threshold
@@ -457,16 +504,20 @@ def fcr_integrity(signatures: pd.DataFrame | None, metric_id: str, *, settings: 
     if _missing(signatures, ("fcr_repeat_ok", "fcr_repeat_n")):
         return [_na(metric_id, check, C.CUSTOMER_ID)]
     s = signatures.sort_values(C.AGENT_ID)
-    groups = [("overall", "overall", s)]
+    cols = ["fcr_coded", "fcr_coded_n", "fcr_repeat_ok", "fcr_repeat_n"]
+    # (family, scope, {column: sum}); an agent's sums are its own row (a missing count sums to 0)
+    groups = [("overall", "overall", s[cols].sum())]
     if C.TEAM in s:
-        groups += [("team", f"team:{t}", g) for t, g in s.groupby(C.TEAM, sort=True)]
+        groups += [("team", f"team:{t}", g) for t, g in s.groupby(C.TEAM, sort=True)[cols].sum().iterrows()]
     agents = s[s["fcr_coded_n"] >= thresholds.min_contacts_agent]
-    groups += [("agent", f"agent:{pseudonym(r[C.AGENT_ID])}", s.loc[[i]]) for i, r in agents.iterrows()]
+    sums = {c: agents[c].fillna(0).to_numpy() for c in cols}
+    groups += [("agent", f"agent:{pseudonym(a)}", {c: sums[c][i] for c in cols})
+               for i, a in enumerate(agents[C.AGENT_ID])]
     sizes = {f: sum(1 for g in groups if g[0] == f) for f in ("overall", "team", "agent")}
     rows = []
     for family, scope, g in groups:
-        k1, n1 = g["fcr_coded"].sum(), g["fcr_coded_n"].sum()
-        k2, n2 = g["fcr_repeat_ok"].sum(), g["fcr_repeat_n"].sum()
+        k1, n1 = g["fcr_coded"], g["fcr_coded_n"]
+        k2, n2 = g["fcr_repeat_ok"], g["fcr_repeat_n"]
         if n1 <= 0 or n2 <= 0:
             continue
         z = _bonferroni_z(settings.alpha, sizes[family], two_sided=True)
@@ -857,6 +908,7 @@ def assess(tables: dict, register: pd.DataFrame, library, *, settings: Behaviour
     pseudonym = pseudonym or _ident
     avail = set(available_columns) if available_columns is not None else None
     sig, hist = tables.get(P.AGENT_SIGNATURES), tables.get(P.HISTOGRAMS)
+    bunching_cache: dict = {}
     rows: list[dict] = []
     for _, m in register.sort_values(R.METRIC_ID).iterrows():
         mid, kpi = str(m[R.METRIC_ID]), str(m.get(R.KPI, "")).strip().lower()
@@ -877,8 +929,8 @@ def assess(tables: dict, register: pd.DataFrame, library, *, settings: Behaviour
                     if avail is not None and measure not in avail:
                         rows.append(_na(mid, check, measure))
                         continue
-                    rows += threshold_bunching(hist, mid, measure, thr, settings=settings, pseudonym=pseudonym,
-                                               threshold_name=name)
+                    rows += _threshold_bunching(hist, mid, measure, thr, settings=settings, pseudonym=pseudonym,
+                                                threshold_name=name, cache=bunching_cache)
             elif check == "short_contacts":
                 rows += short_contacts(sig, mid, settings=settings, thresholds=thresholds, pseudonym=pseudonym)
             elif check == "displacement":

@@ -100,6 +100,11 @@ def bin_values(values, zstar: float, binwidth: float, bins_left: int, bins_right
 
     Returns a DataFrame ``centre, lower, upper, count`` (bins centred on ``zstar + k bw``).
     """
+    return pd.DataFrame(_bin_values(values, zstar, binwidth, bins_left, bins_right))
+
+
+def _bin_values(values, zstar, binwidth, bins_left, bins_right) -> dict[str, np.ndarray]:
+    """The columns of :func:`bin_values` as arrays."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     centres = _centres(zstar, binwidth, bins_left, bins_right)
@@ -108,7 +113,7 @@ def bin_values(values, zstar: float, binwidth: float, bins_left: int, bins_right
     idx = np.floor((v - lower[0]) / binwidth).astype(np.int64)
     ok = (idx >= 0) & (idx < len(centres))
     counts = np.bincount(idx[ok], minlength=len(centres)).astype(float)
-    return pd.DataFrame({"centre": centres, "lower": lower, "upper": lower + binwidth, "count": counts})
+    return {"centre": centres, "lower": lower, "upper": lower + binwidth, "count": counts}
 
 
 def bin_histogram(values, counts, zstar: float, binwidth: float, bins_left: int, bins_right: int, *,
@@ -126,6 +131,13 @@ def bin_histogram(values, counts, zstar: float, binwidth: float, bins_left: int,
     ValueError
         When the bin edges do not fall on the histogram's cell grid.
     """
+    return pd.DataFrame(_bin_histogram(values, counts, zstar, binwidth, bins_left, bins_right,
+                                       resolution=resolution, heap_period=heap_period))
+
+
+def _bin_histogram(values, counts, zstar, binwidth, bins_left, bins_right, *, resolution,
+                   heap_period) -> dict[str, np.ndarray]:
+    """The columns of :func:`bin_histogram` as arrays (the estimator needs no DataFrame until the end)."""
     v = np.asarray(values, dtype=float)
     c = np.asarray(counts, dtype=float)
     keep = np.isfinite(v) & np.isfinite(c)
@@ -150,8 +162,8 @@ def bin_histogram(values, counts, zstar: float, binwidth: float, bins_left: int,
     raw = np.bincount(idx[ok & ~heap_cell], weights=c[ok & ~heap_cell], minlength=len(centres))
     heap = np.bincount(idx[ok & heap_cell], weights=c[ok & heap_cell], minlength=len(centres))
     scale = per_bin / np.maximum(per_bin - dropped_cells, 1)
-    return pd.DataFrame({"centre": centres, "lower": lower, "upper": lower + binwidth,
-                         "count": raw * scale, "heap": heap, "observed": raw + heap})
+    return {"centre": centres, "lower": lower, "upper": lower + binwidth,
+            "count": raw * scale, "heap": heap, "observed": raw + heap}
 
 
 def _design(z_rel: np.ndarray, centres: np.ndarray, poly: int, excl_left: int, excl_right: int,
@@ -224,19 +236,19 @@ def _estimate(Y: np.ndarray, X: np.ndarray, remove: np.ndarray, excluded: np.nda
     return B, c0, B0, c00, iters, cf
 
 
-def _run(binned: pd.DataFrame, zstar, binwidth, poly, excl_left, excl_right, round_numbers, extra_fe,
-         correct, max_iter, n_boot, seed, alpha, correct_above_excluded) -> ExcessMassResult:
-    centres = binned["centre"].to_numpy(float)
-    counts = binned["count"].to_numpy(float)
+def _run(binned: dict[str, np.ndarray], zstar, binwidth, poly, excl_left, excl_right, round_numbers, extra_fe,
+         correct, max_iter, n_boot, seed, alpha, correct_above_excluded, boot_min_n=0) -> ExcessMassResult:
+    centres = binned["centre"]
+    counts = binned["count"]
     z_rel = (centres - zstar) / binwidth
     X, remove, excluded = _design(z_rel, centres, poly, excl_left, excl_right, round_numbers, extra_fe)
     above = (np.round(z_rel) > excl_right) if correct_above_excluded else (np.round(z_rel) > 0)
     B, c0, B0, c00, iters, cf = _estimate(counts[:, None], X, remove, excluded, above, correct, max_iter)
     n = int(round(binned["observed"].sum() if "observed" in binned else counts.sum()))
-    bins = binned.assign(counterfactual=cf[:, 0], excluded=excluded)
+    bins = pd.DataFrame({**binned, "counterfactual": cf[:, 0], "excluded": excluded})
     out = dict(B=float(B[0]), b=float(B[0] / c0[0]), B_uncorrected=float(B0[0]),
                b_uncorrected=float(B0[0] / c00[0]), c0=float(c0[0]), n=n, iterations=iters, bins=bins)
-    if n_boot and counts.sum() > 0:
+    if n_boot and counts.sum() > 0 and n >= boot_min_n:
         rng = np.random.default_rng(seed)
         total = int(round(counts.sum()))
         p = counts / counts.sum()
@@ -283,7 +295,7 @@ def excess_mass(values, threshold: float, binwidth: float, bins_left: int, bins_
     True
     """
     _check(binwidth, bins_left, bins_right, poly, excl_left, excl_right)
-    binned = bin_values(values, threshold, binwidth, bins_left, bins_right)
+    binned = _bin_values(values, threshold, binwidth, bins_left, bins_right)
     return _run(binned, threshold, binwidth, poly, excl_left, excl_right, round_numbers, extra_fe, correct,
                 max_iter, n_boot, seed, alpha, correct_above_excluded)
 
@@ -292,16 +304,18 @@ def excess_mass_hist(values, counts, threshold: float, binwidth: float, bins_lef
                      poly: int = 9, *, resolution: float = 1.0, heap_period: float | None = None,
                      excl_left: int = 0, excl_right: int = 0, round_numbers=(), extra_fe=(), correct: bool = True,
                      correct_above_excluded: bool = False, max_iter: int = 200, n_boot: int = 0, seed: int = 0,
-                     alpha: float = 0.05) -> ExcessMassResult:
+                     alpha: float = 0.05, boot_min_n: int = 0) -> ExcessMassResult:
     """Excess mass from a histogram (``values`` = cell lower edges, ``counts``).
 
     Same estimator as :func:`excess_mass`; ``resolution`` is the histogram's cell width and
     ``heap_period`` drops heap cells (see :func:`bin_histogram`). The threshold bin is
     centred on ``threshold``: to measure mass *just under* a target ``T`` with bins of width
-    ``w``, pass ``threshold = T - w/2`` (the bin ``[T - w, T)``).
+    ``w``, pass ``threshold = T - w/2`` (the bin ``[T - w, T)``). ``boot_min_n`` skips the
+    bootstrap (intervals NaN) when the window holds fewer observations, for callers that
+    discard such small scopes anyway.
     """
     _check(binwidth, bins_left, bins_right, poly, excl_left, excl_right)
-    binned = bin_histogram(values, counts, threshold, binwidth, bins_left, bins_right,
-                           resolution=resolution, heap_period=heap_period)
+    binned = _bin_histogram(values, counts, threshold, binwidth, bins_left, bins_right,
+                            resolution=resolution, heap_period=heap_period)
     return _run(binned, threshold, binwidth, poly, excl_left, excl_right, round_numbers, extra_fe, correct,
-                max_iter, n_boot, seed, alpha, correct_above_excluded)
+                max_iter, n_boot, seed, alpha, correct_above_excluded, boot_min_n)

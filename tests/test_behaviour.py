@@ -230,6 +230,30 @@ def test_threshold_bunching_finds_the_bunching_team():
     assert south[F.CI_LOW] > 0 and "window=[300,360)" in south[F.EVIDENCE]
 
 
+def test_threshold_bunching_scopes_match_their_profiles():
+    # the lens groups the histogram once per family; each scope must equal its own profile
+    hist = _histograms(bunch_team="South")
+    rows = bh.threshold_bunching(hist, "AHT", "handle_seconds", 360, settings=SET)
+    for sel, scope in (({}, "overall"), ({"team": "South"}, "team:South"), ({"agent_id": "N3"}, "agent:N3")):
+        res = bh.bunching_profile(hist, "handle_seconds", 360, SET, **sel)
+        row = next(r for r in rows if r[F.SCOPE] == scope)
+        assert (row[F.VALUE], row[F.CI_LOW], row[F.CI_HIGH], row[F.N]) == (res.b, res.b_ci[0], res.b_ci[1], res.n)
+
+
+def test_metrics_sharing_a_threshold_share_the_bunching_estimates():
+    hist = _histograms(bunch_team="South")
+    register = pd.DataFrame({"metric_id": ["AHT", "AHT_TEAM"], "kpi": ["aht", "aht"], "target": [360, 360]})
+    from audit_lib.kpis import load_library
+    out = bh.assess({P.HISTOGRAMS: hist}, register, load_library(), settings=SET)
+    out = out[out[F.CHECK] == "threshold_bunching"]
+    one = pd.DataFrame(bh.threshold_bunching(hist, "AHT", "handle_seconds", 360, settings=SET))
+    for mid in ("AHT", "AHT_TEAM"):
+        got = out[out[F.METRIC_ID] == mid].set_index(F.SCOPE).sort_index()
+        want = one.set_index(F.SCOPE).sort_index()
+        assert got[F.VALUE].tolist() == want[F.VALUE].tolist()
+        assert got[F.EVIDENCE].tolist() == want[F.EVIDENCE].tolist()
+
+
 # ----------------------------------------------------------------------------- missing columns
 @pytest.mark.parametrize("call, column", [
     (lambda: bh.short_contacts(pd.DataFrame({"agent_id": ["a"]}), "AHT"), "handle_seconds"),

@@ -107,6 +107,16 @@ def test_bootstrap_is_seeded_and_covers(kink):
     assert math.isfinite(a.B_se) and a.B_se > 0
 
 
+def test_boot_min_n_skips_only_the_bootstrap(kink):
+    values, counts = np.unique(kink, return_counts=True)
+    full = excess_mass_hist(values, counts, 10000, 50, 20, 20, poly=4, n_boot=20, seed=7)
+    small = excess_mass_hist(values, counts, 10000, 50, 20, 20, poly=4, n_boot=20, seed=7, boot_min_n=full.n + 1)
+    assert (small.B, small.b, small.n) == (full.B, full.b, full.n)
+    assert math.isnan(small.B_se) and len(small.B_boot) == 0
+    kept = excess_mass_hist(values, counts, 10000, 50, 20, 20, poly=4, n_boot=20, seed=7, boot_min_n=full.n)
+    assert np.array_equal(kept.B_boot, full.B_boot) and kept.b_ci == full.b_ci
+
+
 def test_misaligned_grid_and_bad_arguments():
     with pytest.raises(ValueError, match="cells"):
         bin_histogram([1, 2], [1, 1], 10.25, 15, 8, 8, resolution=1)
