@@ -311,7 +311,8 @@ def guard_groups(df: pd.DataFrame, group_cols: str | Sequence[str], count_col: s
     missing = [c for c in (*cols, count_col) if c not in df.columns]
     if missing:
         raise KeyError(f"guard_groups: columns {missing} not in the table (has {list(df.columns)})")
-    if df[cols].duplicated().any():
+    # (a single column's own uniqueness check is much cheaper than a frame's duplicated())
+    if (not df[cols[0]].is_unique) if len(cols) == 1 else df[cols].duplicated().any():
         raise ValueError(f"guard_groups: one row per group expected; {cols} has duplicates")
     data = df[df[count_col].fillna(0) > 0].sort_values(cols, kind="mergesort").reset_index(drop=True)
     counts = data[count_col].to_numpy(dtype=float)
@@ -397,12 +398,12 @@ def survey_guard(survey: pd.DataFrame, by: str, threshold: int = DEFAULT_THRESHO
 def _group_frame(survey: pd.DataFrame, by: str, value_col: str | None) -> pd.DataFrame:
     if by not in survey.columns:
         raise KeyError(f"column {by!r} not in the survey (has {list(survey.columns)})")
-    data = survey.dropna(subset=[by])
+    keep = survey[by].notna()
     if value_col is not None:
         if value_col not in survey.columns:
             raise KeyError(f"column {value_col!r} not in the survey")
-        data = data.dropna(subset=[value_col])
-    return data
+        keep &= survey[value_col].notna()
+    return survey[keep]
 
 
 def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
@@ -429,11 +430,13 @@ def summarise(survey: pd.DataFrame, by: str, value_col: str | None = None, *,
     """
     data = _group_frame(survey, by, value_col)
     g = data.groupby(by, observed=True, sort=True)
-    table = g.size().rename(_N).reset_index()
+    table = g.size().rename(_N)
     if value_col is not None:
-        stats = g[value_col].agg(["mean", "median", "std"]).reset_index()
-        stats.columns = [by, _MEAN, _MEDIAN, _SD]
-        table = table.merge(stats, on=by, how="left")
+        # the same groups in the same order as the sizes: aligned by index, no merge needed
+        stats = g[value_col].agg(["mean", "median", "std"])
+        stats.columns = [_MEAN, _MEDIAN, _SD]
+        table = pd.concat([table, stats], axis=1)
+    table = table.reset_index()
     shown = guard_groups(table, by, _N, threshold, total=total, hide=hide, priority=priority)
     if priority is not None:
         expected = set(table[by]) - set(hide)

@@ -42,6 +42,7 @@ table hides the same teams and no two tables can be subtracted from each other.
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 from pathlib import Path
@@ -161,18 +162,40 @@ def score_items(survey: pd.DataFrame) -> pd.DataFrame:
     InputDataError
         When an item column holds a value outside 1..5.
     """
-    out = survey.copy()
-    for metric in survey_metrics(survey):
-        for item in _items_of(survey, metric):
-            col = item_column(metric, item)
-            values = pd.to_numeric(survey[col], errors="coerce").astype("float64")
-            bad = survey[col].notna() & (values.isna() | ~values.isin([1, 2, 3, 4, 5]))
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputDataError(
-                    f"survey column {col!r}, row {row + 1}: answer {survey[col].iloc[row]!r} is not "
-                    "1..5; map answer labels in params perception.labels or fix the export")
-            out[col] = 6 - values if item in REVERSE_ITEMS else values
+    pairs = [(item_column(metric, item), item) for metric in survey_metrics(survey)
+             for item in _items_of(survey, metric)]
+    cols = [c for c, _ in pairs]
+    values = _answers(survey, cols)
+    bad = survey[cols].notna().to_numpy() & (np.isnan(values) | ~np.isin(values, [1, 2, 3, 4, 5]))
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])   # the first bad column in metric, item order
+        row = int(np.flatnonzero(bad[:, j])[0])
+        raise InputDataError(
+            f"survey column {cols[j]!r}, row {row + 1}: answer {survey[cols[j]].iloc[row]!r} is not "
+            "1..5; map answer labels in params perception.labels or fix the export")
+    reverse = np.array([item in REVERSE_ITEMS for _, item in pairs], dtype=bool)
+    values[:, reverse] = 6 - values[:, reverse]
+    # one block instead of a column at a time: setting ~80 columns one by one dominated the cost
+    scored = pd.DataFrame(values, index=survey.index, columns=cols)
+    out = pd.concat([survey.drop(columns=cols), scored], axis=1)[survey.columns]
+    out.attrs = copy.deepcopy(survey.attrs)
+    return out
+
+
+def _answers(survey: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """The answers of ``cols`` as floats (NaN where missing or not a number).
+
+    ``pd.to_numeric(..., errors="coerce").astype("float64")`` of each column; numeric
+    columns (the usual nullable integers) are converted as one block, which is the same
+    and much faster than one column at a time.
+    """
+    out = np.empty((len(survey), len(cols)))
+    numeric = np.array([pd.api.types.is_numeric_dtype(survey[c].dtype) for c in cols], dtype=bool)
+    if numeric.any():
+        block = survey[[c for c, ok in zip(cols, numeric) if ok]]
+        out[:, numeric] = block.to_numpy(dtype="float64", na_value=np.nan)
+    for j in np.flatnonzero(~numeric):
+        out[:, j] = pd.to_numeric(survey[cols[j]], errors="coerce").astype("float64").to_numpy()
     return out
 
 
@@ -349,6 +372,8 @@ def _wide_items(items: pd.DataFrame, item, scores, subject) -> pd.DataFrame:
         wide = items.pivot_table(index=subject, columns=item, values=scores, aggfunc="first",
                                  dropna=False)
         return wide.apply(pd.to_numeric, errors="coerce")
+    if all(pd.api.types.is_numeric_dtype(d) for d in items.dtypes):
+        return items  # to_numeric leaves numeric columns as they are; skip its per-column cost
     return items.apply(pd.to_numeric, errors="coerce")
 
 
@@ -394,24 +419,13 @@ def cronbach_alpha(items: pd.DataFrame, *, item: str | None = None, scores: str 
     (alpha, (low, high))
         NaN when fewer than 2 items or 2 respondents.
     """
-    if nan_policy not in ("pairwise", "listwise"):
-        raise ValueError(f"nan_policy must be 'pairwise' or 'listwise', got {nan_policy!r}")
+    _check_nan_policy(nan_policy)
     if not 0 < ci < 1:
         raise ValueError(f"ci must be between 0 and 1, got {ci!r}")
     wide = _wide_items(items, item, scores, subject)
-    wide = wide.dropna(axis=1, how="all").dropna(axis=0, how="all")
-    # n of the Feldt interval = respondents with any answer, also under listwise deletion
-    # (the convention of pingouin, whose documented values the tests reproduce)
-    n, k = wide.shape
-    if nan_policy == "listwise":
-        wide = wide.dropna(axis=0, how="any")
-    if k < 2 or n < 2:
+    alpha, n, k = _alpha(wide.to_numpy(dtype="float64", na_value=np.nan), nan_policy)
+    if math.isnan(alpha):
         return math.nan, (math.nan, math.nan)
-    cov = _pairwise_cov(wide.to_numpy(dtype=float))
-    total = np.nansum(cov)
-    if not np.isfinite(total) or total <= 0 or np.isnan(cov).any():
-        return math.nan, (math.nan, math.nan)
-    alpha = k / (k - 1) * (1 - np.trace(cov) / total)
     df1, df2 = n - 1, (n - 1) * (k - 1)
     tail = (1 - ci) / 2
     low = 1 - (1 - alpha) * stats.f.isf(tail, df1, df2)
@@ -419,18 +433,67 @@ def cronbach_alpha(items: pd.DataFrame, *, item: str | None = None, scores: str 
     return float(alpha), (float(low), float(high))
 
 
+def _check_nan_policy(nan_policy: str) -> None:
+    if nan_policy not in ("pairwise", "listwise"):
+        raise ValueError(f"nan_policy must be 'pairwise' or 'listwise', got {nan_policy!r}")
+
+
+def _alpha(x: np.ndarray, nan_policy: str) -> tuple[float, int, int]:
+    """Cronbach's alpha of a respondents x items array (NaN = no answer), with its n and k.
+
+    Items nobody answered and respondents who answered nothing are left out first; alpha
+    is NaN when fewer than 2 items or 2 respondents remain or the covariances are unusable.
+    """
+    x = x[:, ~np.isnan(x).all(axis=0)]
+    x = x[~np.isnan(x).all(axis=1)]
+    # n of the Feldt interval = respondents with any answer, also under listwise deletion
+    # (the convention of pingouin, whose documented values the tests reproduce)
+    n, k = x.shape
+    if nan_policy == "listwise":
+        x = x[~np.isnan(x).any(axis=1)]
+    if k < 2 or n < 2:
+        return math.nan, n, k
+    return _alpha_of_cov(_pairwise_cov(x)), n, k
+
+
+def _alpha_of_cov(cov: np.ndarray) -> float:
+    """Cronbach's alpha from the item covariance matrix (NaN when it is unusable)."""
+    k = cov.shape[0]
+    total = np.nansum(cov)
+    if not np.isfinite(total) or total <= 0 or np.isnan(cov).any():
+        return math.nan
+    return float(k / (k - 1) * (1 - np.trace(cov) / total))
+
+
 def alpha_if_dropped(items: pd.DataFrame, *, nan_policy: str = "pairwise") -> pd.Series:
     """Cronbach's alpha of the scale with each item left out in turn (index: item)."""
-    out = {c: cronbach_alpha(items.drop(columns=c), nan_policy=nan_policy)[0] for c in items.columns}
-    return pd.Series(out, name="alpha_if_dropped", dtype="float64")
+    _check_nan_policy(nan_policy)
+    x = _wide_items(items, None, None, None).to_numpy(dtype="float64", na_value=np.nan)
+    if nan_policy == "listwise":
+        # the complete respondents depend on which items are kept: one array per item left out
+        out = [_alpha(np.delete(x, j, axis=1), nan_policy)[0] for j in range(x.shape[1])]
+    else:
+        # a pairwise covariance depends on its two items only: compute the matrix once and
+        # leave out one row and column per item (the same numbers as recomputing it)
+        answered = ~np.isnan(x)
+        used = np.flatnonzero(answered.any(axis=0))
+        cov = _pairwise_cov(x[:, used])
+        out = []
+        for j in range(x.shape[1]):
+            sub = np.flatnonzero(used != j)              # positions in cov of the items kept
+            n = int(np.delete(answered, j, axis=1).any(axis=1).sum())
+            out.append(_alpha_of_cov(cov[np.ix_(sub, sub)]) if len(sub) >= 2 and n >= 2 else math.nan)
+    return pd.Series(dict(zip(items.columns, out)), name="alpha_if_dropped", dtype="float64")
 
 
 # ---------------------------------------------------------------------------
 # the perception index
 # ---------------------------------------------------------------------------
 def _scored_items(scored: pd.DataFrame, metric_id: str) -> pd.DataFrame:
-    cols = {i: item_column(metric_id, i) for i in _items_of(scored, metric_id)}
-    return scored[list(cols.values())].rename(columns={v: k for k, v in cols.items()}).astype(float)
+    items = _items_of(scored, metric_id)
+    out = scored[[item_column(metric_id, i) for i in items]].astype(float)
+    out.columns = items
+    return out
 
 
 def respondent_index(scored: pd.DataFrame, metric_id: str, min_share: float = 0.5) -> pd.Series:
@@ -443,14 +506,25 @@ def respondent_index(scored: pd.DataFrame, metric_id: str, min_share: float = 0.
     return idx.where(answered >= math.ceil(min_share * items.shape[1]))
 
 
-def _index_frame(scored: pd.DataFrame, metric_id: str) -> pd.DataFrame:
-    frame = pd.DataFrame({_INDEX: respondent_index(scored, metric_id)}, index=scored.index)
+def _respondent_groups(survey: pd.DataFrame) -> pd.DataFrame:
+    """Each respondent's team, role, tenure band, site (as strings) and role group."""
+    groups = pd.DataFrame(index=survey.index)
     for col in (Survey.TEAM, Survey.ROLE, Survey.TENURE_BAND, Survey.SITE):
-        if col in scored.columns:
-            frame[col] = scored[col].astype("string")
-    if Survey.ROLE in scored.columns:
-        frame[ROLE_GROUP] = role_groups(scored)
-    return frame
+        if col in survey.columns:
+            groups[col] = survey[col].astype("string")
+    if Survey.ROLE in survey.columns:
+        groups[ROLE_GROUP] = role_groups(survey)
+    return groups
+
+
+def _index_frame(scored: pd.DataFrame, metric_id: str, groups: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Respondent index of one metric beside the grouping columns.
+
+    ``groups``: :func:`_respondent_groups` of ``scored``, computed once by callers that
+    loop over the metrics.
+    """
+    groups = _respondent_groups(scored) if groups is None else groups
+    return pd.concat([respondent_index(scored, metric_id).rename(_INDEX), groups], axis=1)
 
 
 def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -646,9 +720,10 @@ def staff_manager_gaps(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAU
         raise InputDataError("survey: column 'role' is missing; it is needed for the staff vs "
                              "manager comparison")
     scored = score_items(survey)
+    by = _respondent_groups(scored)
     rows = []
     for metric in survey_metrics(survey):
-        frame = _index_frame(scored, metric)
+        frame = _index_frame(scored, metric, by)
         shown = anonymity.guarded_rows(frame, ROLE_GROUP, _INDEX, threshold=threshold)
         groups = set(shown[ROLE_GROUP])
         if groups != {STAFF, MANAGERS}:
@@ -735,9 +810,10 @@ def team_differences(survey: pd.DataFrame, *, threshold: int = anonymity.DEFAULT
         return pd.DataFrame(columns=cols)
     scored = score_items(survey)
     plan = anonymity.survey_guard(survey, Survey.TEAM, threshold)
+    by = _respondent_groups(scored)
     rows = []
     for metric in survey_metrics(survey):
-        frame = _index_frame(scored, metric)
+        frame = _index_frame(scored, metric, by)
         res = kruskal_wallis(frame, _INDEX, Survey.TEAM, threshold=threshold, **plan)
         if res["k"] < 2:
             continue
@@ -789,7 +865,7 @@ def agreement_shares(survey: pd.DataFrame, item_id: str, *,
         ``metric_id, population, n, agree, share, ci_low, ci_high, severity``.
     """
     rows = []
-    have_roles = Survey.ROLE in survey.columns
+    roles = role_groups(survey) if Survey.ROLE in survey.columns else None
     for metric in survey_metrics(survey):
         col = item_column(metric, item_id)
         if col not in survey.columns:
@@ -798,8 +874,8 @@ def agreement_shares(survey: pd.DataFrame, item_id: str, *,
         frame = pd.DataFrame({"agree": (answers >= 4).astype(float).where(answers.notna())})
         population = "all respondents"
         data = frame["agree"]
-        if have_roles:
-            frame[ROLE_GROUP] = role_groups(survey)
+        if roles is not None:
+            frame[ROLE_GROUP] = roles
             shown = anonymity.summarise(frame, ROLE_GROUP, "agree", threshold=threshold)
             if STAFF in set(shown[ROLE_GROUP]):
                 population = "staff"

@@ -122,6 +122,28 @@ def test_alpha_if_dropped_agrees_with_pingouin_on_each_subscale():
         assert drop[item] == pytest.approx(ref, abs=1e-12)
 
 
+@pytest.mark.parametrize("how", ["pairwise", "listwise"])
+def test_alpha_if_dropped_equals_alpha_of_the_remaining_items(how):
+    # the pairwise path reuses one covariance matrix: it must give exactly the alpha of the
+    # items left, including an item nobody answered and respondents who answered one item only
+    data = pg.read_dataset("cronbach_wide_missing").iloc[:, :5].copy()
+    data.iloc[:, 4] = np.nan
+    data.iloc[0, 1:] = np.nan
+    drop = P.alpha_if_dropped(data, nan_policy=how)
+    for item in data.columns:
+        ref = P.cronbach_alpha(data.drop(columns=item), nan_policy=how)[0]
+        assert drop[item] == ref or (math.isnan(drop[item]) and math.isnan(ref))
+
+
+def test_score_items_parses_text_answers_like_numbers():
+    s = pd.DataFrame({"role": ["agent", "agent"], "AHT__fair": pd.array([2, None], dtype="Int64"),
+                      "AHT__pressure": ["1", None]})
+    out = P.score_items(s)
+    assert out["AHT__fair"].tolist()[0] == 2 and np.isnan(out["AHT__fair"].iloc[1])
+    assert out["AHT__pressure"].iloc[0] == 5 and np.isnan(out["AHT__pressure"].iloc[1])
+    assert list(out.columns) == list(s.columns)
+
+
 def test_alpha_argument_errors():
     data = pg.read_dataset("cronbach_wide_missing")
     with pytest.raises(ValueError, match="nan_policy"):
