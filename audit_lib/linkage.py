@@ -120,31 +120,47 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _weighted_midranks(v: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mid-ranks each observation would get in a resample where it appears ``w[b, i]`` times.
+#: bootstrap replicates are processed in blocks of about this many (replicate, pair) cells, so
+#: the working arrays stay in the CPU cache (one (B, n) array of a big sample does not)
+_BLOCK_CELLS = 1 << 16
 
-    ``v``: (n,) values; ``w``: (B, n) counts. Tied values share one mid-rank, exactly as
-    ``rankdata`` of the resample with its duplicated rows.
-    """
+
+def _ties(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort of ``v`` for :func:`_weighted_midranks`: value order, start of each run of tied
+    values in that order, and the run each observation belongs to."""
     order = np.argsort(v, kind="mergesort")
     vs = v[order]
-    starts = np.flatnonzero(np.r_[True, vs[1:] != vs[:-1]])
-    group = np.cumsum(np.r_[True, vs[1:] != vs[:-1]]) - 1
-    g = np.add.reduceat(w[:, order], starts, axis=1)           # (B, groups) weight per distinct value
-    before = np.cumsum(g, axis=1) - g
-    mid = before + (g + 1.0) / 2.0
-    ranks = np.empty_like(w, dtype=float)
-    ranks[:, order] = mid[:, group]
-    return ranks
+    new = np.r_[True, vs[1:] != vs[:-1]]
+    run = np.empty(len(v), dtype=np.intp)
+    run[order] = np.cumsum(new) - 1
+    return order, np.flatnonzero(new), run
+
+
+def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
+    """Mid-ranks each observation would get in a resample where it appears ``w[b, i]`` times.
+
+    ``v``: (n,) values; ``w``: (B, n) counts; ``ties``: ``_ties(v)`` when already computed.
+    Tied values share one mid-rank, exactly as ``rankdata`` of the resample with its
+    duplicated rows.
+    """
+    order, starts, run = _ties(v) if ties is None else ties
+    g = np.add.reduceat(w[:, order], starts, axis=1)           # (B, runs) weight per distinct value
+    # before + (g + 1) / 2 with before = cumsum - g: whole numbers and halves, so exact
+    mid = np.cumsum(g, axis=1)
+    mid -= (g - 1.0) / 2.0
+    return mid[:, run]
 
 
 def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     sw = w.sum(axis=1)
-    ma = (w * a).sum(axis=1) / sw
-    mb = (w * b).sum(axis=1) / sw
+    # counts times mid-ranks (whole numbers and halves) sum exactly in any order, so the
+    # one-pass einsum gives the same means as summing the products
+    ma = np.einsum("ij,ij->i", w, a) / sw
+    mb = np.einsum("ij,ij->i", w, b) / sw
     da, db = a - ma[:, None], b - mb[:, None]
-    cov = (w * da * db).sum(axis=1)
-    va, vb = (w * da * da).sum(axis=1), (w * db * db).sum(axis=1)
+    wda = w * da
+    cov = (wda * db).sum(axis=1)
+    va, vb = (wda * da).sum(axis=1), (w * db * db).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return cov / np.sqrt(va * vb)
 
@@ -183,8 +199,12 @@ def bootstrap_spearman(x, y, clusters=None, *, bootstrap: int = 500, seed: int =
         return out
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(k, np.full(k, 1.0 / k), size=int(bootstrap)).astype(float)
-    w = counts[:, cid]                                          # (B, n) copies of each pair
-    reps = _weighted_corr(_weighted_midranks(x, w), _weighted_midranks(y, w), w)
+    tx, ty = _ties(x), _ties(y)
+    reps = np.empty(len(counts))
+    rows = max(1, _BLOCK_CELLS // len(x))
+    for lo in range(0, len(counts), rows):
+        w = counts[lo:lo + rows, cid]                           # (rows, n) copies of each pair
+        reps[lo:lo + rows] = _weighted_corr(_weighted_midranks(x, w, tx), _weighted_midranks(y, w, ty), w)
     reps = reps[~np.isnan(reps)]
     if len(reps) < 10:
         return out
@@ -241,17 +261,39 @@ def lag_profile(panel: pd.DataFrame, metric: str, outcome: str, *, unit: str = _
     out_s = panel[[unit, time, outcome]].dropna()
     n_units = base[unit].nunique()
     by = unit if cluster == "unit" or (cluster == "auto" and n_units >= min_clusters) else time
+    # arrays once, not a DataFrame merge per lag; sorted unit codes keep the clusters' order
+    _, ucode = np.unique(np.concatenate([base[unit].to_numpy(), out_s[unit].to_numpy()]), return_inverse=True)
+    b_unit, o_unit = ucode[: len(base)], ucode[len(base):]
+    b_time = base[time].reset_index(drop=True)
+    x_all, y_all = base[metric].to_numpy(float), out_s[outcome].to_numpy(float)
+    b_cluster = b_unit if by == unit else b_time.to_numpy()
     rows = []
     for k in range(int(max_lag) + 1):
-        shifted = out_s.assign(**{time: out_s[time] - k * step})
-        pairs = base.merge(shifted, on=[unit, time], how="inner")
-        x, y = pairs[metric].to_numpy(float), pairs[outcome].to_numpy(float)
-        if within and len(pairs):
-            x, y = demean(x, pairs[unit]), demean(y, pairs[unit])
-        res = bootstrap_spearman(x, y, pairs[by].to_numpy() if len(pairs) else None,
+        li, ri = _inner_pairs(b_unit, b_time, o_unit, (out_s[time] - k * step).reset_index(drop=True))
+        x, y = x_all[li], y_all[ri]
+        if within and len(li):
+            x, y = demean(x, b_unit[li]), demean(y, b_unit[li])
+        res = bootstrap_spearman(x, y, b_cluster[li] if len(li) else None,
                                  bootstrap=bootstrap, seed=seed + k, alpha=alpha, adjust=max(1, int(max_lag)))
         rows.append({"lag": k, **res})
     return pd.DataFrame(rows)
+
+
+def _inner_pairs(l_unit: np.ndarray, l_time: pd.Series, r_unit: np.ndarray,
+                 r_time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (left, right) of the inner join on (unit, time), in ``DataFrame.merge`` order."""
+    tcode = pd.factorize(pd.concat([l_time, r_time], ignore_index=True))[0]
+    n_times = int(tcode.max()) + 1 if len(tcode) else 1
+    l_key = l_unit * n_times + tcode[: len(l_time)]
+    r_key = pd.Index(r_unit * n_times + tcode[len(l_time):])
+    if r_key.is_unique:
+        # one partner at most per left row: the join keeps the left rows that have one, in order
+        pos = r_key.get_indexer(l_key)
+        li = np.flatnonzero(pos >= 0)
+        return li, pos[li]
+    pairs = pd.DataFrame({"key": l_key, "li": np.arange(len(l_key))}).merge(
+        pd.DataFrame({"key": r_key, "ri": np.arange(len(r_key))}), on="key", how="inner")
+    return pairs["li"].to_numpy(), pairs["ri"].to_numpy()
 
 
 @lru_cache(maxsize=16)
@@ -270,32 +312,48 @@ def _subsets(p: int) -> tuple:
 def _r2_all_subsets(corr: np.ndarray, p: int) -> np.ndarray:
     """R² of every subset of predictors (bitmask index) from the correlation matrix.
 
-    Subsets of one size are solved together (batched solve; when a subset is collinear, the
-    pseudo-inverse gives the minimum-norm fit instead of an error).
+    ``corr`` is one (p + 1, p + 1) matrix (outcome last) or a stack of them, one per
+    bootstrap replicate; the result has shape ``corr.shape[:-2] + (2 ** p,)``. Subsets of one
+    size are solved together (batched solve; when a subset is collinear, the pseudo-inverse
+    gives the minimum-norm fit instead of an error).
     """
     groups, _ = _subsets(p)
-    r2 = np.zeros(1 << p)
+    r2 = np.zeros(corr.shape[:-2] + (1 << p,))
     for _k, masks, idx in groups:
-        a = corr[idx[:, :, None], idx[:, None, :]]
-        b = corr[idx, p]
-        try:
-            beta = np.linalg.solve(a, b[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            beta = np.einsum("nij,nj->ni", np.linalg.pinv(a, hermitian=True), b)
-        r2[masks] = (b * beta).sum(axis=1)
+        a = corr[..., idx[:, :, None], idx[:, None, :]]
+        # np.take keeps b C-ordered (fancy indexing of a stack would not), so every row sum
+        # below is numpy's pairwise sum of that row, the same as for a single matrix
+        b = np.take(corr[..., p], idx, axis=-1)
+        r2[..., masks] = (b * _subset_weights(a, b)).sum(axis=-1)
     return r2
 
 
+def _subset_weights(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Regression weights ``beta`` of the stacked systems ``a @ beta = b`` (subsets of one size)."""
+    try:
+        return np.linalg.solve(a, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        if a.ndim > 3:
+            # a stack of replicates: only a replicate with a collinear subset takes the
+            # pseudo-inverse, as it would on its own
+            return np.stack([_subset_weights(ai, bi) for ai, bi in zip(a, b)])
+        return np.einsum("nij,nj->ni", np.linalg.pinv(a, hermitian=True), b)
+
+
 def _shapley(r2: np.ndarray, p: int) -> np.ndarray:
-    """Shapley shares of R²: each predictor's gain averaged over all orders of entry."""
+    """Shapley shares of R²: each predictor's gain averaged over all orders of entry.
+
+    ``r2``: (..., 2 ** p) from :func:`_r2_all_subsets`; returns (..., p).
+    """
     _, size = _subsets(p)
     fact = np.array([math.factorial(i) for i in range(p + 1)], float)
     masks = np.arange(1 << p)
-    shares = np.zeros(p)
+    shares = np.zeros(r2.shape[:-1] + (p,))
     for j in range(p):
         without = masks[(masks >> j) & 1 == 0]
         w = fact[size[without]] * fact[p - size[without] - 1] / fact[p]
-        shares[j] = float((w * (r2[without | (1 << j)] - r2[without])).sum())
+        gain = np.take(r2, without | (1 << j), axis=-1) - np.take(r2, without, axis=-1)   # C-ordered, as above
+        shares[..., j] = (w * gain).sum(axis=-1)
     return shares
 
 
@@ -403,7 +461,7 @@ def importance_interval(df: pd.DataFrame, outcome: str, predictors, clusters=Non
     _, cid = np.unique(d[clusters].to_numpy() if clusters else np.arange(len(d)), return_inverse=True)
     k = int(cid.max()) + 1
     rng = np.random.default_rng(seed)
-    reps = []
+    corrs = []
     for counts in rng.multinomial(k, np.full(k, 1.0 / k), size=int(bootstrap)):
         w = counts[cid].astype(float)
         xc = x - (w @ x) / w.sum()
@@ -411,11 +469,12 @@ def importance_interval(df: pd.DataFrame, outcome: str, predictors, clusters=Non
         sd = np.sqrt(np.diag(cov))
         if (sd == 0).any():
             continue
-        corr = cov / np.outer(sd, sd)
-        reps.append(_shapley(_r2_all_subsets(corr, p), p) if method == "lmg" else _johnson(corr, p))
-    if len(reps) < 10:
+        corrs.append(cov / np.outer(sd, sd))
+    if len(corrs) < 10:
         return out
-    reps = np.array(reps)
+    # all replicates' subsets in one batched solve per subset size
+    reps = (_shapley(_r2_all_subsets(np.array(corrs), p), p) if method == "lmg"
+            else np.array([_johnson(corr, p) for corr in corrs]))
     out["ci_low"] = np.quantile(reps, alpha / 2, axis=0)
     out["ci_high"] = np.quantile(reps, 1 - alpha / 2, axis=0)
     return out

@@ -149,6 +149,18 @@ def test_bootstrap_is_deterministic_and_reports_n():
     assert L.bootstrap_spearman(x, y, c, bootstrap=100, seed=10)["ci_low"] != a["ci_low"]
 
 
+def test_bootstrap_blocks_do_not_change_the_replicates(monkeypatch):
+    # replicates are processed in cache-sized blocks; a block of one replicate or of all of
+    # them must give the same interval to the last bit (every reduction is per replicate)
+    x, y, c = _clustered(seed=5)
+    x = np.round(x, 1)                                  # ties
+    results = []
+    for cells in (1, 1 << 40):
+        monkeypatch.setattr(L, "_BLOCK_CELLS", cells)
+        results.append(L.bootstrap_spearman(x, y, c, bootstrap=120, seed=3, adjust=3))
+    assert results[0] == results[1]
+
+
 def test_naive_interval_covers_at_about_the_nominal_rate():
     # independent pairs, true rho = 0: the 95% interval should miss 0 about 5% of the time
     rng = np.random.default_rng(11)
@@ -570,6 +582,17 @@ def test_importance_interval_equals_recomputing_on_the_duplicated_resamples():
     assert got.loc["a", "ci_low"] <= point["a"] <= got.loc["a", "ci_high"]
     joh = L.importance_interval(d, "y", ["a", "b", "c"], "agent", method="johnson", bootstrap=30, seed=4)
     assert joh["ci_low"].notna().all()
+
+
+def test_stacked_subset_r2_and_shares_equal_one_matrix_at_a_time():
+    # importance_interval solves all replicates together: bit-identical to one by one
+    rng = np.random.default_rng(12)
+    p = 10
+    corrs = np.array([np.corrcoef(rng.normal(size=(60, p + 1)).T) for _ in range(5)])
+    stacked = L._r2_all_subsets(corrs, p)
+    one_by_one = np.array([L._r2_all_subsets(corr, p) for corr in corrs])
+    np.testing.assert_array_equal(stacked, one_by_one)
+    np.testing.assert_array_equal(L._shapley(stacked, p), np.array([L._shapley(r2, p) for r2 in one_by_one]))
 
 
 def test_an_adverse_link_is_classified_adverse():
