@@ -326,7 +326,8 @@ def load_library(path: str | None = None) -> KpiLibrary:
             raise InputDataError(f"KPI library file {p} does not exist; pass the path of a YAML file")
         text, source = p.read_text(encoding="utf-8"), str(p)
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's parser when present (10x faster, same safe constructor and result)
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise InputDataError(f"{source} is not valid YAML: {exc}") from None
     return parse_library(raw, source=source)

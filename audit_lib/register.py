@@ -380,6 +380,29 @@ def _weighted(df: pd.DataFrame, kpi: str) -> tuple[float, int]:
     return float((vals[ok] * n[ok]).sum() / total), int(total)
 
 
+def _weighted_by(df: pd.DataFrame, key: str, kpi: str) -> list[float]:
+    """:func:`_weighted`'s value for each group of ``key`` (sorted), converting the columns once.
+
+    The same sums over the same rows as calling :func:`_weighted` on every group's frame,
+    without a dozen pandas operations per group (60 agents x every metric).
+    """
+    vals = pd.to_numeric(df[kpi], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    n_col = kpi + "__n"
+    n = pd.to_numeric(df[n_col], errors="coerce").fillna(0).to_numpy() if n_col in df.columns else None
+    out = []
+    for rows in df.groupby(key, sort=True).indices.values():
+        v = vals[rows]
+        if n is None:
+            v = v[~np.isnan(v)]
+            out.append(float(v.mean()) if len(v) else math.nan)
+            continue
+        w = n[rows]
+        ok = ~np.isnan(v) & (w > 0)
+        total = float(w[ok].sum())
+        out.append(float((v[ok] * w[ok]).sum() / total) if total > 0 else math.nan)
+    return out
+
+
 def overall_values(kpi_values: pd.DataFrame | None) -> dict[str, tuple[float, int]]:
     """``{kpi: (value, n)}`` pooled over every row of a KPI table (one row, or centre_week)."""
     if kpi_values is None or not len(kpi_values):
@@ -857,8 +880,7 @@ def current_vs_target(register: pd.DataFrame, library: KpiLibrary, centre_week: 
                            f"({format_value(tv, unit)} against {format_value(target, unit)})."))
         agents_txt = ""
         if agent_week is not None and len(agent_week) and kpi in agent_week.columns and C.AGENT_ID in agent_week.columns:
-            per_agent = [(_weighted(g, kpi)[0]) for _, g in agent_week.groupby(C.AGENT_ID, sort=True)]
-            per_agent = [v for v in per_agent if not math.isnan(v)]
+            per_agent = [v for v in _weighted_by(agent_week, C.AGENT_ID, kpi) if not math.isnan(v)]
             if per_agent:
                 agents_txt = (f"; {sum(_met(v, target, direction) for v in per_agent)} of {len(per_agent)} "
                               "agents on target over the period")

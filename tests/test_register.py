@@ -680,3 +680,15 @@ def test_notebook_runs_on_the_demo(tmp_path, demo_params, demo_audit):
     saved = read_json(Path(demo_audit.run_dir) / "findings" / "01_register.json")
     got = flagged(saved)
     assert set(zip(got[F.METRIC_ID], got[F.CHECK])) == set(expected_register(1))
+
+
+def test_grouped_pooled_values_equal_pooling_each_group():
+    # current_vs_target pools every agent's weeks at once; it must match pooling each agent alone
+    weeks = pd.DataFrame({"agent_id": ["b", "a", "b", "a", "c", "c", "d"],
+                          "aht": [300.5, 280.25, None, 310.0, 290.0, 295.5, 400.0],
+                          "aht__n": [10, 7, 5, 0, 3, 4, 0]})
+    for table in (weeks, weeks.drop(columns="aht__n")):
+        want = [rg._weighted(g, "aht")[0] for _, g in table.groupby("agent_id", sort=True)]
+        got = rg._weighted_by(table, "agent_id", "aht")
+        assert len(got) == len(want)
+        assert all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(got, want))
