@@ -293,7 +293,7 @@ def _threshold_bunching(histograms: pd.DataFrame | None, metric_id: str, measure
         flagged = res.b >= min_b and np.isfinite(zval) and zval >= zcrit
         sev = ("high" if res.b >= 2 * min_b else "medium") if flagged else "ok"
         excess_share = res.B / res.n if res.n else math.nan
-        detail = (f"{res.B:.0f} more contacts than expected ended in {lo_edge:g}{_DASH}{hi_edge:g} s, just under the "
+        detail = (f"{res.B:,.0f} more contacts than expected ended in {lo_edge:g}{_DASH}{hi_edge:g} s, just under the "
                   f"{threshold_name} of {threshold:g} s ({_fmt_pct(excess_share)} of the {res.n:,} contacts around "
                   f"it).")
         if flagged:
@@ -580,7 +580,6 @@ def callback_unkept(callbacks: pd.DataFrame | None, metric_id: str, target: floa
     rows = []
     kept, unkept = cb[cb["kept"]], cb[~cb["kept"]]
     nk, nu = kept["promised"].sum(), unkept["promised"].sum()
-    backlog = callback_backlog(cb)
     parts = []
     flagged_any = False
     best = None
@@ -601,7 +600,7 @@ def callback_unkept(callbacks: pd.DataFrame | None, metric_id: str, target: floa
     else:
         rr, lo, hi, what = best
         detail = (f"{_fmt_pct(completion)} of {int(nk + nu):,} call-back promises were kept "
-                  f"({int(nu):,} not kept, {int(backlog['open_backlog'].iloc[-1]):,} unkept by the end of the period). "
+                  f"({int(nu):,} not kept by the end of the period). "
                   f"After an unkept promise a {what} followed {rr:.1f} times as often as after a kept one.")
         if flagged_any:
             detail += (" Broken promises turn into failure demand. Innocent explanations: the customer could not "
@@ -850,7 +849,9 @@ def survey_selection(signatures: pd.DataFrame | None, metric_id: str, *, setting
                         detail=f"not assessable {_DASH} fewer than 10 agents with {thresholds.min_surveys} surveys")]
     rows = []
     for r in t.itertuples(index=False):
-        detail = (f"Survey response rate {_fmt_pct(r.response_rate)} (score {r.z_response:+.1f}) with "
+        side = "below" if r.z_response < 0 else "above"
+        detail = (f"Survey response rate {_fmt_pct(r.response_rate)} ({abs(r.z_response):.1f} standard deviations "
+                  f"{side} peers) with "
                   f"{_fmt_pct(r.top2)} of answers 4-5 (peers {_fmt_pct(r.peer_top2)}).")
         if r.flagged:
             detail += (" Few surveys but glowing ones: surveys may be offered only to happy customers. Innocent "

@@ -772,7 +772,7 @@ def _implausible_rows(reg, library, values, out):
         lo_hi = _SCALES.get(unit)
         if lo_hi and not lo_hi[0] <= target <= lo_hi[1]:
             hint = (" It looks like a percentage typed as a whole number; shares are written 0..1 "
-                    f"(80 % = 0.80)." if unit == "share" and 1 < target <= 100 else "")
+                    "(80 % = 0.80)." if unit == "share" and 1 < target <= 100 else "")
             out.append(finding(LENS, m, "target_implausible", "high", label="out_of_scale", threshold=target,
                                evidence=f"target = {target:g}; {library.get(kpi).name} lies between "
                                         f"{lo_hi[0]:g} and {lo_hi[1]:g}",
