@@ -114,7 +114,7 @@ def spearman(x, y) -> float:
     ok = ~(np.isnan(x) | np.isnan(y))
     if ok.sum() < 3:
         return math.nan
-    rx, ry = stats.rankdata(x[ok]), stats.rankdata(y[ok])
+    rx, ry = _midranks(x[ok]), _midranks(y[ok])
     if rx.std() == 0 or ry.std() == 0:
         return math.nan
     return float(np.corrcoef(rx, ry)[0, 1])
@@ -134,6 +134,13 @@ def _ties(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     run = np.empty(len(v), dtype=np.intp)
     run[order] = np.cumsum(new) - 1
     return order, np.flatnonzero(new), run
+
+
+def _midranks(v: np.ndarray) -> np.ndarray:
+    """``scipy.stats.rankdata(v)`` (average ranks of ties), without its per-call overhead."""
+    _, starts, run = _ties(v)
+    ends = np.r_[starts[1:], len(v)]                           # rank of the last of each run
+    return (ends - (ends - starts - 1) / 2.0)[run]
 
 
 def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
@@ -208,8 +215,7 @@ def bootstrap_spearman(x, y, clusters=None, *, bootstrap: int = 500, seed: int =
     reps = reps[~np.isnan(reps)]
     if len(reps) < 10:
         return out
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    alo, ahi = np.quantile(reps, [alpha / (2 * adjust), 1 - alpha / (2 * adjust)])
+    lo, hi, alo, ahi = np.quantile(reps, [alpha / 2, 1 - alpha / 2, alpha / (2 * adjust), 1 - alpha / (2 * adjust)])
     p = min(1.0, 2 * min(np.mean(reps <= 0), np.mean(reps >= 0)))
     out.update(ci_low=float(lo), ci_high=float(hi), ci_low_adj=float(alo), ci_high_adj=float(ahi), p=float(p))
     return out
@@ -965,6 +971,7 @@ def _decoupling(series, metrics, outs, th, st) -> tuple[pd.DataFrame, pd.DataFra
 def _counterbalance(tw, metrics, th, st) -> pd.DataFrame:
     by_id = {m["metric_id"]: m for m in metrics.to_dict("records")}
     tw = tw.assign(week=pd.to_datetime(tw["week"]))
+    teams = [(team, g.sort_values("week")) for team, g in tw.groupby(Contact.TEAM, sort=True)]
     rows = []
     for m in metrics.to_dict("records"):
         for cb in m["counterbalance"]:
@@ -980,8 +987,8 @@ def _counterbalance(tw, metrics, th, st) -> pd.DataFrame:
                 continue
             km, kc = m["kpi"], pair["kpi"]
             sm, sc = _sign(m["better"]), _sign(pair["better"])
-            for team, g in tw.groupby(Contact.TEAM, sort=True):
-                g = g.sort_values("week").dropna(subset=[km, kc])
+            for team, g in teams:
+                g = g.dropna(subset=[km, kc])
                 obs = min(g[km + _N].sum(), g[kc + _N].sum())
                 if len(g) < th.min_weeks or obs < th.min_surveys:
                     rows.append({**base, "team": str(team), "assessable": False, "worsened": False,
@@ -1067,20 +1074,23 @@ def _fmt_ci(rho, lo, hi) -> str:
 def linkage_findings(res: LinkageResult) -> pd.DataFrame:
     """The lens's Findings rows from an :func:`analyse` result (checks of docs/architecture.md)."""
     rows = []
-    assoc = res.associations
+    # look-ups built once: filtering the tables per metric and outcome was most of the cost
+    assoc = {}
+    for r in res.associations.to_dict("records"):
+        assoc.setdefault((r["kpi"], r["outcome"], r["kind"]), r)
+    lags = dict(iter(res.lags.groupby(["kpi", "outcome"], sort=False)))
+    decoupling, counterbalance = _records_by(res.decoupling, "metric_id"), _records_by(res.counterbalance, "metric_id")
     by_metric = res.metrics.set_index("metric_id")
     for m in res.metrics.to_dict("records"):
         mid = m["metric_id"]
         for oid in m["serves"]:
             scope = f"outcome:{oid}"
             for kind, check in (("pooled", "association"), ("within", "within_agent")):
-                a = assoc[(assoc["kpi"] == m["kpi"]) & (assoc["outcome"] == oid) & (assoc["kind"] == kind)]
-                if m["note"] or a.empty or math.isnan(a.iloc[0]["rho"]):
-                    why = m["note"] or (a.iloc[0]["note"] if len(a) and a.iloc[0]["note"] else
-                                        f"{oid} is not in the data")
+                r = assoc.get((m["kpi"], oid, kind))
+                if m["note"] or r is None or math.isnan(r["rho"]):
+                    why = m["note"] or (r["note"] if r is not None and r["note"] else f"{oid} is not in the data")
                     rows.append(finding(LENS, mid, check, "not_assessable", scope=scope, detail=why))
                     continue
-                r = a.iloc[0]
                 unit = "agent" if r["level"] == "agent-week" else "team"
                 what = "pooled over" if kind == "pooled" else f"after removing each {unit}'s mean, over"
                 rows.append(finding(
@@ -1088,7 +1098,7 @@ def linkage_findings(res: LinkageResult) -> pd.DataFrame:
                     n=int(r["n"]), evidence=f"Spearman rho {_fmt_ci(r['rho'], r['ci_low'], r['ci_high'])}",
                     detail=f"{m['kpi']} against {oid}, {what} {int(r['n'])} {r['level']}s of {int(r['clusters'])} "
                            f"{unit}s (interval: bootstrap resampling whole {unit}s)."))
-            lg = res.lags[(res.lags["kpi"] == m["kpi"]) & (res.lags["outcome"] == oid)].dropna(subset=["rho"])
+            lg = lags.get((m["kpi"], oid), res.lags.iloc[:0]).dropna(subset=["rho"])
             if m["note"] or lg.empty:
                 rows.append(finding(LENS, mid, "lagged", "not_assessable", scope=scope,
                                     detail=m["note"] or f"no team-level series of {oid} long enough for lags"))
@@ -1100,7 +1110,7 @@ def linkage_findings(res: LinkageResult) -> pd.DataFrame:
                                     value=best["rho"], ci_low=best["ci_low"], ci_high=best["ci_high"],
                                     n=int(best["n"]), evidence=profile,
                                     detail=f"Strongest at lag {int(best['lag'])}. {LAG_CONVENTION}"))
-        for d in res.decoupling[res.decoupling["metric_id"] == mid].to_dict("records"):
+        for d in decoupling.get(mid, []):
             scope = f"outcome:{d['outcome']}"
             if not d["assessable"]:
                 rows.append(finding(LENS, mid, "decoupling", "not_assessable", scope=scope, detail=d["reason"]))
@@ -1119,7 +1129,7 @@ def linkage_findings(res: LinkageResult) -> pd.DataFrame:
                                 label="decoupled" if d["decoupled"] else "", value=d["metric_change"],
                                 threshold=None, ci_low=d["outcome_ci_low"], ci_high=d["outcome_ci_high"],
                                 n=int(d["n"]), evidence=ev, detail=detail))
-        for c in res.counterbalance[res.counterbalance["metric_id"] == mid].to_dict("records"):
+        for c in counterbalance.get(mid, []):
             scope = f"team:{c['team']}" if c["team"] else "overall"
             if not c["assessable"]:
                 rows.append(finding(LENS, mid, "counterbalance_worsened", "not_assessable", scope=scope,
@@ -1154,6 +1164,14 @@ def linkage_findings(res: LinkageResult) -> pd.DataFrame:
                        "among all register metrics" + ("" if imp["exact"] else " (approximated by sampling)") + "."))
     rows += _class_rows(res)
     return make_findings(rows) if rows else empty_findings()
+
+
+def _records_by(df: pd.DataFrame, key: str) -> dict[str, list[dict]]:
+    """``df``'s rows as dicts grouped by the value of column ``key`` (row order kept)."""
+    out: dict[str, list[dict]] = {}
+    for r in df.to_dict("records"):
+        out.setdefault(r[key], []).append(r)
+    return out
 
 
 def _class_rows(res: LinkageResult) -> list[dict]:
