@@ -241,9 +241,11 @@ def association(df: pd.DataFrame, metric: str, outcome: str, cluster: str, *, wi
     """
     d = df[[metric, outcome, cluster]].dropna()
     x, y = d[metric].to_numpy(float), d[outcome].to_numpy(float)
+    # sorted codes group and order the clusters as their labels do, without sorting strings again
+    _, code = np.unique(d[cluster].to_numpy(), return_inverse=True)
     if within:
-        x, y = demean(x, d[cluster]), demean(y, d[cluster])
-    return bootstrap_spearman(x, y, d[cluster].to_numpy(), bootstrap=bootstrap, seed=seed, alpha=alpha)
+        x, y = demean(x, code), demean(y, code)
+    return bootstrap_spearman(x, y, code, bootstrap=bootstrap, seed=seed, alpha=alpha)
 
 
 def lag_profile(panel: pd.DataFrame, metric: str, outcome: str, *, unit: str = _UNIT, time: str = _TIME,
@@ -263,19 +265,23 @@ def lag_profile(panel: pd.DataFrame, metric: str, outcome: str, *, unit: str = _
         ``lag, rho, ci_low, ci_high, ci_low_adj, ci_high_adj, p, n, clusters`` (``_adj``:
         Bonferroni interval over the lags 1..max_lag).
     """
-    base = panel[[unit, time, metric]].dropna()
-    out_s = panel[[unit, time, outcome]].dropna()
-    n_units = base[unit].nunique()
+    # numpy arrays and row masks once, not sub-frames and a DataFrame merge per lag
+    units, times = panel[unit].to_numpy(), panel[time]
+    keyed = ~(pd.isna(units) | times.isna().to_numpy())
+    has_m, has_o = keyed & panel[metric].notna().to_numpy(), keyed & panel[outcome].notna().to_numpy()
+    # sorted unit codes group and order the clusters as the unit labels do
+    ucode = np.full(len(panel), -1)
+    ucode[keyed] = np.unique(units[keyed], return_inverse=True)[1]
+    b_unit, o_unit = ucode[has_m], ucode[has_o]
+    n_units = len(np.unique(b_unit))
     by = unit if cluster == "unit" or (cluster == "auto" and n_units >= min_clusters) else time
-    # arrays once, not a DataFrame merge per lag; sorted unit codes keep the clusters' order
-    _, ucode = np.unique(np.concatenate([base[unit].to_numpy(), out_s[unit].to_numpy()]), return_inverse=True)
-    b_unit, o_unit = ucode[: len(base)], ucode[len(base):]
-    b_time = base[time].reset_index(drop=True)
-    x_all, y_all = base[metric].to_numpy(float), out_s[outcome].to_numpy(float)
-    b_cluster = b_unit if by == unit else b_time.to_numpy()
+    x_all, y_all = panel[metric].to_numpy(float)[has_m], panel[outcome].to_numpy(float)[has_o]
+    b_cluster = b_unit if by == unit else times.to_numpy()[has_m]
+    b_keys = list(zip(b_unit.tolist(), _instants(times[has_m])))
+    o_times = times[has_o]
     rows = []
     for k in range(int(max_lag) + 1):
-        li, ri = _inner_pairs(b_unit, b_time, o_unit, (out_s[time] - k * step).reset_index(drop=True))
+        li, ri = _inner_pairs(b_keys, list(zip(o_unit.tolist(), _instants(o_times - k * step))))
         x, y = x_all[li], y_all[ri]
         if within and len(li):
             x, y = demean(x, b_unit[li]), demean(y, b_unit[li])
@@ -285,20 +291,21 @@ def lag_profile(panel: pd.DataFrame, metric: str, outcome: str, *, unit: str = _
     return pd.DataFrame(rows)
 
 
-def _inner_pairs(l_unit: np.ndarray, l_time: pd.Series, r_unit: np.ndarray,
-                 r_time: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions (left, right) of the inner join on (unit, time), in ``DataFrame.merge`` order."""
-    tcode = pd.factorize(pd.concat([l_time, r_time], ignore_index=True))[0]
-    n_times = int(tcode.max()) + 1 if len(tcode) else 1
-    l_key = l_unit * n_times + tcode[: len(l_time)]
-    r_key = pd.Index(r_unit * n_times + tcode[len(l_time):])
-    if r_key.is_unique:
-        # one partner at most per left row: the join keeps the left rows that have one, in order
-        pos = r_key.get_indexer(l_key)
-        li = np.flatnonzero(pos >= 0)
-        return li, pos[li]
-    pairs = pd.DataFrame({"key": l_key, "li": np.arange(len(l_key))}).merge(
-        pd.DataFrame({"key": r_key, "ri": np.arange(len(r_key))}), on="key", how="inner")
+def _instants(times: pd.Series) -> list[int]:
+    """Datetimes as integer nanoseconds: hashable keys, whatever the column's resolution."""
+    return times.to_numpy().astype("datetime64[ns]").view(np.int64).tolist()
+
+
+def _inner_pairs(left: list, right: list) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (left, right) of the inner join on (unit, time) keys, in ``DataFrame.merge`` order."""
+    where = {key: i for i, key in enumerate(right)}
+    if len(where) == len(right):
+        # at most one partner per left row: the join keeps the left rows that have one, in order
+        li = np.array([i for i, key in enumerate(left) if key in where], dtype=np.intp)
+        return li, np.array([where[left[i]] for i in li], dtype=np.intp)
+    # repeated keys (a prepared panel has none): the many-to-many order is pandas' own
+    pairs = pd.DataFrame(left, columns=["u", "t"]).assign(li=np.arange(len(left))).merge(
+        pd.DataFrame(right, columns=["u", "t"]).assign(ri=np.arange(len(right))), on=["u", "t"], how="inner")
     return pairs["li"].to_numpy(), pairs["ri"].to_numpy()
 
 
