@@ -189,10 +189,10 @@ class _Collector:
     def accumulate(self, canonical: str, reason: str, mask, raw, rows_of, message: str, fix: str,
                    *, warning: bool = False) -> None:
         """Record the rows where ``mask`` is true (``rows_of`` maps batch positions to file rows)."""
-        mask = pc.fill_null(mask, False)
-        n = pc.sum(mask).as_py() or 0
+        n = pc.sum(mask).as_py() or 0      # nulls are not counted: they are no offence
         if not n:
             return
+        mask = pc.fill_null(mask, False)
         key = (canonical, reason)
         acc = self._acc.setdefault(key, {"count": 0, "rows": [], "examples": [], "message": message,
                                          "fix": fix, "warning": warning})
@@ -356,11 +356,14 @@ class _CsvSource(_Source):
                                               block_size=BATCH_BYTES, use_threads=True),
                 parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, ignore_empty_lines=False,
                                                 invalid_row_handler=on_invalid),
+                # UTF-8 is checked by _check_utf8, faster on ASCII blocks than the reader's check
                 convert_options=pcsv.ConvertOptions(
                     column_types={f"c{i}": pa.string() for i in range(len(header))},
-                    include_columns=list(names), strings_can_be_null=False, quoted_strings_can_be_null=False),
+                    include_columns=list(names), strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    check_utf8=False),
             )
             for batch in reader:
+                _check_utf8(batch)
                 if bad_rows and not self.skipped:
                     self._locate_bad_rows(len(header))
                 yield pa.RecordBatch.from_arrays(batch.columns, names=[names[n] for n in batch.schema.names])
@@ -383,6 +386,22 @@ class _CsvSource(_Source):
                      f"header's {n_fields} (a stray delimiter or an unquoted value containing one); "
                      "they were left out", "quote values that contain the delimiter, or remove the stray fields",
                      count=len(self.skipped), rows=self.skipped)
+
+
+def _check_utf8(batch: pa.RecordBatch) -> None:
+    """Raise ``ArrowInvalid`` (naming utf8) when a column of a CSV block is not valid UTF-8.
+
+    The same check as the CSV reader's ``check_utf8``, which validates every byte and took a
+    quarter of the reading time; a block of plain ASCII (most exports) is valid UTF-8 as it is,
+    so only a column holding a byte >= 0x80 is validated in full.
+    """
+    for arr in batch.columns:
+        offsets, data = _string_buffers(arr)
+        if offsets is not None and offsets[-1] > offsets[0] and data[offsets[0]:offsets[-1]].max() >= 0x80:
+            try:
+                arr.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                raise pa.ArrowInvalid(f"invalid utf8 data: {exc}") from None
 
 
 class _XlsxSource(_Source):
@@ -618,6 +637,19 @@ _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _HMS_RE = r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>[0-5]?\d(?:\.\d+)?)$"
 
 
+def _first_untrimmed_byte() -> int:
+    """The byte above every ASCII character ``utf8_trim_whitespace`` removes (0x21, after space).
+
+    Asked of Arrow itself, so the fast path in :func:`_text` cannot disagree with the trim it skips.
+    """
+    chars = [chr(b) for b in range(128)]
+    trimmed = pc.utf8_trim_whitespace(pa.array(chars, pa.string())).to_pylist()
+    return max(b for b, (t, c) in enumerate(zip(trimmed, chars)) if t != c) + 1
+
+
+_FIRST_UNTRIMMED_BYTE = _first_untrimmed_byte()
+
+
 def _text(arr: pa.Array) -> pa.Array:
     """Trimmed strings, blank -> null (whatever the raw type)."""
     if pa.types.is_null(arr.type):
@@ -630,8 +662,33 @@ def _text(arr: pa.Array) -> pa.Array:
         arr = pc.cast(arr, pa.string())
     if pa.types.is_large_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    arr = pc.utf8_trim_whitespace(arr)
+    # Trimming copies every string; most columns of an export need none: when no byte is
+    # whitespace or non-ASCII (Unicode spaces are multi-byte), trimming would change nothing.
+    offsets, data = _string_buffers(arr)
+    if offsets is None or offsets[-1] == offsets[0]:
+        return pa.nulls(len(arr), pa.string())      # every value is empty or null
+    chars = data[offsets[0]:offsets[-1]]
+    if chars.min() < _FIRST_UNTRIMMED_BYTE or chars.max() >= 0x80:
+        arr = pc.utf8_trim_whitespace(arr)
+        offsets, _ = _string_buffers(arr)
+        if offsets is None:
+            return pa.nulls(len(arr), pa.string())  # nothing but whitespace
+    filled = offsets[1:] != offsets[:-1]
+    if filled.all():
+        return arr
+    if arr.offset == 0 and arr.null_count == 0:
+        # blank -> null by a validity bitmap over the same strings, instead of copying them
+        validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
+        return pa.Array.from_buffers(pa.string(), len(arr), [validity, *arr.buffers()[1:]])
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(value offsets, character bytes) of a ``string`` array as NumPy views, or (None, None) if empty."""
+    _, offsets, data = arr.buffers()
+    if not len(arr) or data is None:
+        return None, None
+    return np.frombuffer(offsets, np.int32)[arr.offset:arr.offset + len(arr) + 1], np.frombuffer(data, np.uint8)
 
 
 def _numbers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -640,7 +697,7 @@ def _numbers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
         # fast path: a clean column casts in one pass; Arrow also accepts nan/inf, which are not
         # numbers a client meant, so those fall through to the exact check below
         values = pc.cast(text, pa.float64())
-        if pc.all(pc.fill_null(pc.is_finite(values), True)).as_py():
+        if pc.all(pc.is_finite(values), min_count=0).as_py():       # blanks (null) are skipped
             return values, pa.array(np.zeros(len(text), bool))
     except pa.ArrowInvalid:
         pass
@@ -650,18 +707,21 @@ def _numbers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return values, bad
 
 
-def _parse_number(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+# The parsers below take ``text``, the column's :func:`_text` when the caller already has it
+# (contacts compute it once per column for the blank-row check too); None computes it here.
+
+def _parse_number(arr: pa.Array, text: pa.Array | None = None) -> tuple[pa.Array, pa.Array]:
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
         return pc.cast(arr, pa.float64()), pa.array(np.zeros(len(arr), bool))
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.float64()), pa.array(np.zeros(len(arr), bool))
-    return _numbers(_text(arr))
+    return _numbers(_text(arr) if text is None else text)
 
 
-def _parse_duration(arr: pa.Array, mode: str) -> tuple[pa.Array, pa.Array]:
+def _parse_duration(arr: pa.Array, mode: str, text: pa.Array | None = None) -> tuple[pa.Array, pa.Array]:
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         return _parse_number(arr)     # numeric cells are seconds whatever the text format
-    text = _text(arr)
+    text = _text(arr) if text is None else text
     if mode == "seconds":
         return _numbers(text)
     parts = pc.extract_regex(text, _HMS_RE)
@@ -679,21 +739,23 @@ def _parse_duration(arr: pa.Array, mode: str) -> tuple[pa.Array, pa.Array]:
     return values, bad
 
 
-def _parse_boolean(arr: pa.Array, fmt) -> tuple[pa.Array, pa.Array]:
+def _parse_boolean(arr: pa.Array, fmt, text: pa.Array | None = None) -> tuple[pa.Array, pa.Array]:
     if pa.types.is_boolean(arr.type):
         return arr, pa.array(np.zeros(len(arr), bool))
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.bool_()), pa.array(np.zeros(len(arr), bool))
-    text = _text(arr)
-    is_true = pc.is_in(text, value_set=pa.array(list(fmt.true_values), pa.string()))
-    is_false = pc.is_in(text, value_set=pa.array(list(fmt.false_values), pa.string()))
-    known = pc.or_(is_true, is_false)
-    values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
-    bad = pc.and_(pc.is_valid(text), pc.invert(known))
+    text = _text(arr) if text is None else text
+    # one lookup in all spellings, yes first: a position below len(true) is yes (a spelling listed
+    # as both yes and no reads as yes); no position (null) is blank or unknown
+    true = list(dict.fromkeys(fmt.true_values))
+    spellings = true + [v for v in dict.fromkeys(fmt.false_values) if v not in true]
+    idx = pc.index_in(text, value_set=pa.array(spellings, pa.string()))
+    values = pc.less(idx, len(true))
+    bad = pc.and_(pc.is_valid(text), pc.is_null(idx))
     return values, bad
 
 
-def _parse_timestamp(arr: pa.Array, fmt_text: str, con) -> tuple[pa.Array, pa.Array]:
+def _parse_timestamp(arr: pa.Array, fmt_text: str, con, text: pa.Array | None = None) -> tuple[pa.Array, pa.Array]:
     if pa.types.is_timestamp(arr.type):
         if arr.type.tz is not None:   # keep the local wall-clock time of the export's zone
             arr = pc.local_timestamp(arr)
@@ -702,7 +764,7 @@ def _parse_timestamp(arr: pa.Array, fmt_text: str, con) -> tuple[pa.Array, pa.Ar
         return pc.cast(pc.cast(arr, pa.date32()), pa.timestamp("us")), pa.array(np.zeros(len(arr), bool))
     if pa.types.is_null(arr.type):
         return pa.nulls(len(arr), pa.timestamp("us")), pa.array(np.zeros(len(arr), bool))
-    text = _text(arr)
+    text = _text(arr) if text is None else text
     con.register("raw_text", pa.table({"x": text}))
     try:
         if fmt_text == "iso":
@@ -737,18 +799,22 @@ def _fix_format(table: str, key: str, example: str) -> str:
     return f"correct these values, or set inputs.{table}.format.{key} to match the file ({example})"
 
 
-def _parse_field(f: schemas.Field, raw: pa.Array, fmt, con, table: str, col: _Collector, rows_of):
-    """Parse one raw column into its canonical type, recording unparseable values."""
+def _parse_field(f: schemas.Field, raw: pa.Array, fmt, con, table: str, col: _Collector, rows_of,
+                 text: pa.Array | None = None):
+    """Parse one raw column into its canonical type, recording unparseable values.
+
+    ``text`` is ``_text(raw)`` when the caller has it already (None: computed as needed).
+    """
     if f.kind in ("text", "choice"):
-        return _text(raw)
+        return _text(raw) if text is None else text
     if f.kind == "number":
-        values, bad = _parse_number(raw)
+        values, bad = _parse_number(raw, text)
         col.accumulate(f.name, "wrong_type", bad, raw, rows_of,
                        "{n:,} value(s) are not numbers, e.g. {examples}",
                        "write plain numbers with a dot for decimals (no units or thousands separators)")
         return values
     if f.kind == "duration":
-        values, bad = _parse_duration(raw, fmt.duration)
+        values, bad = _parse_duration(raw, fmt.duration, text)
         expected = "seconds (e.g. 312 or 312.5)" if fmt.duration == "seconds" else "h:mm:ss or mm:ss (e.g. 0:05:12)"
         other = "hms" if fmt.duration == "seconds" else "seconds"
         col.accumulate(f.name, "unparseable_duration", bad, raw, rows_of,
@@ -757,14 +823,14 @@ def _parse_field(f: schemas.Field, raw: pa.Array, fmt, con, table: str, col: _Co
                        f"inputs.{table}.format.duration: {other}")
         return values
     if f.kind == "boolean":
-        values, bad = _parse_boolean(raw, fmt)
+        values, bad = _parse_boolean(raw, fmt, text)
         col.accumulate(f.name, "unparseable_boolean", bad, raw, rows_of,
                        "{n:,} value(s) are not a known yes/no spelling, e.g. {examples}",
                        f"correct them, or add the spelling to inputs.{table}.format.true_values or "
                        f"false_values (now yes = {list(fmt.true_values)}, no = {list(fmt.false_values)})")
         return values
     if f.kind == "timestamp":
-        values, bad = _parse_timestamp(raw, fmt.timestamp, con)
+        values, bad = _parse_timestamp(raw, fmt.timestamp, con, text)
         shown = "ISO 8601 (2026-07-01 09:15:00)" if fmt.timestamp == "iso" else f"{fmt.timestamp!r}"
         col.accumulate(f.name, "unparseable_timestamp", bad, raw, rows_of,
                        f"{{n:,}} date-time(s) do not match the format {shown} or are impossible dates, "
@@ -807,17 +873,20 @@ def _contacts(params, report: ValidationReport, con) -> pa.Table | None:
         for batch in src.batches(client_cols):
             rows_of = src.rows_of(offset)
             raw = {f.name: batch.column(mapping[f.name]) for f in spec.fields if f.name in mapping}
+            # trimmed once per column: the blank-row check and the parsers both need it
+            texts = {name: _text(arr) for name, arr in raw.items()
+                     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)}
             # rows with no value at all (blank lines, Excel padding) are dropped with a warning
             blank = None
-            for arr in raw.values():
-                is_text = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
-                empty = pc.is_null(_text(arr)) if is_text else pc.is_null(arr)
+            for name, arr in raw.items():
+                empty = pc.is_null(texts.get(name, arr))
                 blank = empty if blank is None else pc.and_(blank, empty)
             n_blank = pc.sum(pc.cast(blank, pa.int64())).as_py() or 0
             out = {}
             for f in spec.fields:
                 if f.name in raw:
-                    out[f.name] = _parse_field(f, raw[f.name], inp.format, con, "contacts", col, rows_of)
+                    out[f.name] = _parse_field(f, raw[f.name], inp.format, con, "contacts", col, rows_of,
+                                               texts.get(f.name))
             if Contact.CHANNEL in out:
                 out[Contact.CHANNEL] = _map_values(out[Contact.CHANNEL], schemas.CHANNEL_SYNONYMS)
             table = pa.table(out)
@@ -1209,13 +1278,10 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
             col.add("missing_value", "", f"{n_blank:,} answer(s) are blank in {int((per_col > 0).sum())} item "
                     f"column(s) (most: {worst}); a blank counts as not answered",
                     "nothing to fix if the questions were skipped", count=n_blank, rows=rows, warning=True)
-    extra = {}
-    import pandera.pandas as pap
-    for name in items:
-        extra[name] = pap.Column("Int64", nullable=True, required=False,
-                                 checks=[pap.Check.in_range(schemas.LIKERT_MIN, schemas.LIKERT_MAX,
-                                                            name="out_of_range")])
-    _pandera_problems(schemas.pandera_schema(spec, df.columns, extra=extra), df, col)
+    # The answers are not given to pandera: _likert has already reported every answer that is not a
+    # whole number 1..5 and blanked it, so a range check on the Int64 items could never fail, and
+    # with ~80 item columns building and running it was most of the survey's validation time.
+    _pandera_problems(schemas.pandera_schema(spec, df.columns), df, col)
     if Survey.TEAM in df.columns and contacts is not None and Contact.TEAM in contacts.column_names:
         teams = set(pc.unique(contacts.column(Contact.TEAM)).drop_null().to_pylist())
         bad = df[Survey.TEAM].notna() & ~df[Survey.TEAM].isin(teams)
@@ -1230,12 +1296,16 @@ def _survey(params, report: ValidationReport, con, register: pd.DataFrame | None
 
 
 def _map_values(arr: pa.Array, synonyms: dict) -> pa.Array:
-    lowered = pc.utf8_lower(arr)
+    """Lower-cased, spaces collapsed, synonyms replaced by their canonical value."""
+    # mapped on the distinct values (a channel or role column holds a handful), then spread back
+    encoded = pc.dictionary_encode(arr)
+    lowered = pc.utf8_lower(encoded.dictionary)
     collapsed = pc.replace_substring_regex(lowered, r"\s+", " ")
     keys = pa.array(list(synonyms), pa.string())
     vals = pa.array(list(synonyms.values()), pa.string())
     idx = pc.index_in(collapsed, value_set=keys)
-    return pc.if_else(pc.is_valid(idx), pc.take(vals, pc.fill_null(idx, 0)), collapsed)
+    mapped = pc.if_else(pc.is_valid(idx), pc.take(vals, pc.fill_null(idx, 0)), collapsed)
+    return pc.take(mapped, encoded.indices)
 
 
 def _likert(arr: pa.Array, labels: dict, canonical: str, col: _Collector, rows_of) -> pa.Array:

@@ -253,7 +253,7 @@ def is_survey_item_column(name: str) -> bool:
     return bool(parts) and parts[1] in ITEM_BANK
 
 
-def pandera_schema(spec: TableSpec, columns, *, extra: dict | None = None):
+def pandera_schema(spec: TableSpec, columns):
     """Build the pandera schema checking a parsed table's values against ``spec``.
 
     Parsing (text -> number, date, ...) happens before, in :mod:`audit_lib.io`, because it
@@ -266,8 +266,6 @@ def pandera_schema(spec: TableSpec, columns, *, extra: dict | None = None):
     spec : TableSpec
     columns : iterable of str
         Columns of the parsed DataFrame.
-    extra : dict, optional
-        Additional ``name -> pandera.Column`` (survey items, outcome measures).
     """
     import pandera.pandas as pa
 
@@ -285,7 +283,4 @@ def pandera_schema(spec: TableSpec, columns, *, extra: dict | None = None):
             checks.append(pa.Check.ge(f.min, name="out_of_range"))
         cols[name] = pa.Column(nullable=f.nullable, unique=f.unique, checks=checks, required=False,
                                coerce=False)
-    for name, col in (extra or {}).items():
-        if name in set(columns):
-            cols[name] = col
     return pa.DataFrameSchema(cols, strict=False, name=spec.name)

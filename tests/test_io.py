@@ -6,6 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -589,4 +590,46 @@ def test_parquet_without_any_known_column(tmp_path):
     report = report_for(write_client(tmp_path, params={"inputs": {"contacts": {"path": "contacts.parquet"}}}))
     missing = sorted(p.column for p in report.errors if p.reason == "missing_column")
     assert missing == sorted(f"'{c}'" for c in schemas.CONTACTS.required)
+    assert report.tables["contacts"] is None
+
+
+# =========================================================================== fast paths of the contacts parser
+
+@pytest.mark.parametrize("values, expected", [
+    (["C1", "C2"], ["C1", "C2"]),                                    # nothing to trim, no blank
+    (["C1", "", "C3"], ["C1", None, "C3"]),                          # blank -> null without trimming
+    ([" C1", "C2\t", "  ", None], ["C1", "C2", None, None]),         # ASCII whitespace
+    (["\u00a0C1\u3000", "\u2003", "caf\u00e9"], ["C1", None, "caf\u00e9"]),  # Unicode spaces, accents
+    (["", None, ""], [None, None, None]),
+])
+def test_text_trims_and_blanks_like_arrow(values, expected):
+    arr = pa.array(values, pa.string())
+    assert io._text(arr).to_pylist() == expected
+    # the same on a slice (offsets not starting at 0) and against Arrow's own trim
+    sliced = pa.array(["x"] + values, pa.string()).slice(1)
+    trimmed = pc.utf8_trim_whitespace(arr).to_pylist()
+    assert io._text(sliced).to_pylist() == expected == [v or None for v in trimmed]
+
+
+def test_boolean_spellings_in_one_lookup():
+    fmt = P.TableFormat(true_values=["Y", "Y", "yes"], false_values=["N"])
+    values, bad = io._parse_boolean(pa.array(["Y", "N", "yes", "maybe", None, " Y "]), fmt)
+    assert values.to_pylist() == [True, False, True, None, None, True]
+    assert bad.to_pylist() == [False, False, False, True, False, False]
+
+
+def test_bad_encoding_in_a_later_block_keeps_the_earlier_blocks_problems(tmp_path, monkeypatch):
+    # UTF-8 is checked per block (not by the CSV reader): the bytes of a later block are still
+    # caught, on the right line, after the earlier blocks have been checked
+    data = [dict(r) for r in rows("contacts") * 40]
+    for i, r in enumerate(data):
+        r["contact_id"] = f"C{i:04d}"
+    data[1]["csat"] = "9"
+    raw = csv_bytes(data)
+    lines = raw.split(b"\n")
+    lines[300] = lines[300].replace(b"Atlas", b"Caf\xe9").replace(b"Beacon", b"Caf\xe9")   # file row 301
+    monkeypatch.setattr(io, "BATCH_BYTES", 4096)
+    report = report_for(write_client(tmp_path, contacts=b"\n".join(lines)))
+    assert only(report, "bad_encoding").rows == [301]
+    assert only(report, "out_of_range").rows == [3]
     assert report.tables["contacts"] is None
