@@ -121,8 +121,9 @@ def spearman(x, y) -> float:
 
 
 #: bootstrap replicates are processed in blocks of about this many (replicate, pair) cells, so
-#: the working arrays stay in the CPU cache (one (B, n) array of a big sample does not)
-_BLOCK_CELLS = 1 << 16
+#: the few working arrays of a block (128 KiB each) stay in a core's L2 cache; one (B, n)
+#: array of an agent-week sample is several MiB and made every pass a trip to memory
+_BLOCK_CELLS = 1 << 14
 
 
 def _ties(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,7 +152,9 @@ def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
     duplicated rows.
     """
     order, starts, run = _ties(v) if ties is None else ties
-    g = np.add.reduceat(w[:, order], starts, axis=1)           # (B, runs) weight per distinct value
+    g = w[:, order]
+    if len(starts) < len(v):                                   # ties: (B, runs) weight per distinct value
+        g = np.add.reduceat(g, starts, axis=1)
     # before + (g + 1) / 2 with before = cumsum - g: whole numbers and halves, so exact
     mid = np.cumsum(g, axis=1)
     mid -= (g - 1.0) / 2.0
