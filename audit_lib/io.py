@@ -368,7 +368,9 @@ class _CsvSource(_Source):
                     self._locate_bad_rows(len(header))
                 yield pa.RecordBatch.from_arrays(batch.columns, names=[names[n] for n in batch.schema.names])
         except pa.ArrowInvalid as exc:
-            if "utf8" in str(exc).lower() or "decode" in str(exc).lower():
+            # an undecodable byte can also surface as a parse error: the reader cannot hand a row
+            # with the wrong field count to on_invalid when that row holds a bad byte
+            if "utf8" in str(exc).lower() or "decode" in str(exc).lower() or _find_bad_bytes(self.path, self.encoding):
                 self._bad_encoding()
             self.col.add("unreadable_file", "", f"the file cannot be read as CSV: {exc}",
                          f"check inputs.{self.table}.format (delimiter, encoding) and the file's quoting")
@@ -378,7 +380,9 @@ class _CsvSource(_Source):
 
     def _locate_bad_rows(self, n_fields: int) -> None:
         # Error path only: find the file rows with the wrong number of fields (csv module).
-        with open(self.path, encoding=self.encoding, newline="") as fh:
+        # Undecodable bytes cannot change a field count (delimiters are ASCII), and a bad byte
+        # inside a row the reader skipped must not crash the report: replace them here.
+        with open(self.path, encoding=self.encoding, errors="replace", newline="") as fh:
             for number, row in enumerate(csv.reader(fh, delimiter=self.fmt.delimiter), start=1):
                 if number > self.header_row and row and len(row) != n_fields:
                     self.skipped.append(number)
