@@ -152,13 +152,15 @@ def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
     duplicated rows.
     """
     order, starts, run = _ties(v) if ties is None else ties
-    g = w[:, order]
+    # np.take, not w[:, order]: fancy indexing of columns returns a column-major array, which
+    # makes every later pass along the rows strided (and several times slower)
+    g = np.take(w, order, axis=1)
     if len(starts) < len(v):                                   # ties: (B, runs) weight per distinct value
         g = np.add.reduceat(g, starts, axis=1)
     # before + (g + 1) / 2 with before = cumsum - g: whole numbers and halves, so exact
     mid = np.cumsum(g, axis=1)
     mid -= (g - 1.0) / 2.0
-    return mid[:, run]
+    return np.take(mid, run, axis=1)
 
 
 def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -213,7 +215,7 @@ def bootstrap_spearman(x, y, clusters=None, *, bootstrap: int = 500, seed: int =
     reps = np.empty(len(counts))
     rows = max(1, _BLOCK_CELLS // len(x))
     for lo in range(0, len(counts), rows):
-        w = counts[lo:lo + rows, cid]                           # (rows, n) copies of each pair
+        w = np.take(counts[lo:lo + rows], cid, axis=1)          # (rows, n) copies of each pair, row-major
         reps[lo:lo + rows] = _weighted_corr(_weighted_midranks(x, w, tx), _weighted_midranks(y, w, ty), w)
     reps = reps[~np.isnan(reps)]
     if len(reps) < 10:
