@@ -25,6 +25,7 @@ import csv
 import datetime as dt
 import difflib
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -347,6 +348,15 @@ class _CsvSource(_Source):
 
         header = list(self.columns)
         names = {f"c{header.index(c)}": c for c in columns}
+        previous_hook = sys.unraisablehook
+
+        def quiet(unraisable):
+            # pyarrow cannot decode a bad row holding an undecodable byte, prints that as an
+            # "Exception ignored" traceback, then raises: the except below reports it as bad_encoding
+            if unraisable.object is not on_invalid:
+                previous_hook(unraisable)
+
+        sys.unraisablehook = quiet
         try:
             # opening reads the first block already, so it can fail like any later block
             reader = pcsv.open_csv(
@@ -375,6 +385,8 @@ class _CsvSource(_Source):
             self.col.add("unreadable_file", "", f"the file cannot be read as CSV: {exc}",
                          f"check inputs.{self.table}.format (delimiter, encoding) and the file's quoting")
             raise _ReadFailure from None
+        finally:
+            sys.unraisablehook = previous_hook
         if bad_rows and not self.skipped:
             self._locate_bad_rows(len(header))
 

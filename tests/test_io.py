@@ -251,8 +251,6 @@ def test_row_with_extra_field_is_reported_and_later_rows_keep_their_numbers(tmp_
     assert only(report, "invalid_value").rows == [7]
 
 
-# pyarrow reports its own failed decoding of that row as an unraisable exception before it raises
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_bad_byte_in_a_row_with_an_extra_field_is_an_encoding_problem(tmp_path, monkeypatch):
     """A row with an extra field holding an undecodable byte, past the first block: reported as the
     encoding problem it is, on its line (not as an unreadable file, not as a crash); small blocks here."""
@@ -263,6 +261,21 @@ def test_bad_byte_in_a_row_with_an_extra_field_is_an_encoding_problem(tmp_path, 
     report = report_for(write_client(tmp_path, contacts=b"\n".join(raw) + b"\n"))
     problem = only(report, "bad_encoding")
     assert problem.rows == [151] and "latin-1" in problem.fix
+
+
+def test_bad_byte_in_a_row_with_an_extra_field_prints_no_traceback(tmp_path):
+    """In a real process (pytest would catch pyarrow's unraisable-exception print as a warning)."""
+    import subprocess
+    import sys
+    data = rows("contacts")
+    raw = csv_bytes([dict(data[i % len(data)], contact_id=f"C{i:05d}") for i in range(200)]).splitlines()
+    raw[150] = raw[150] + b",caf\xe9"
+    params = write_client(tmp_path, contacts=b"\n".join(raw) + b"\n")
+    code = ("import sys; from audit_lib import cli, io; io.BATCH_BYTES = 1 << 10; "
+            "sys.exit(cli.main(['validate', sys.argv[1]]))")
+    done = subprocess.run([sys.executable, "-c", code, str(params)], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert "bad_encoding" in done.stdout and "Traceback" not in done.stderr, done.stderr
 
 
 def test_csv_header_on_a_later_row(tmp_path):
