@@ -127,21 +127,22 @@ _BLOCK_CELLS = 1 << 14
 
 
 def _ties(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort of ``v`` for :func:`_weighted_midranks`: value order, start of each run of tied
-    values in that order, and the run each observation belongs to."""
+    """Sort of ``v`` for the mid-ranks: value order, and for each observation where its run
+    of tied values starts and ends (end exclusive) in that order."""
     order = np.argsort(v, kind="mergesort")
     vs = v[order]
     new = np.r_[True, vs[1:] != vs[:-1]]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(v)]
     run = np.empty(len(v), dtype=np.intp)
     run[order] = np.cumsum(new) - 1
-    return order, np.flatnonzero(new), run
+    return order, starts[run], ends[run]
 
 
 def _midranks(v: np.ndarray) -> np.ndarray:
     """``scipy.stats.rankdata(v)`` (average ranks of ties), without its per-call overhead."""
-    _, starts, run = _ties(v)
-    ends = np.r_[starts[1:], len(v)]                           # rank of the last of each run
-    return (ends - (ends - starts - 1) / 2.0)[run]
+    _, first, last = _ties(v)
+    return (first + last + 1) / 2.0
 
 
 def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
@@ -151,16 +152,15 @@ def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
     Tied values share one mid-rank, exactly as ``rankdata`` of the resample with its
     duplicated rows.
     """
-    order, starts, run = _ties(v) if ties is None else ties
+    order, first, last = _ties(v) if ties is None else ties
+    # running weight in value order, with a leading 0: total weight before each position.
     # np.take, not w[:, order]: fancy indexing of columns returns a column-major array, which
     # makes every later pass along the rows strided (and several times slower)
-    g = np.take(w, order, axis=1)
-    if len(starts) < len(v):                                   # ties: (B, runs) weight per distinct value
-        g = np.add.reduceat(g, starts, axis=1)
-    # before + (g + 1) / 2 with before = cumsum - g: whole numbers and halves, so exact
-    mid = np.cumsum(g, axis=1)
-    mid -= (g - 1.0) / 2.0
-    return np.take(mid, run, axis=1)
+    before = np.zeros((len(w), len(v) + 1))
+    np.cumsum(np.take(w, order, axis=1), axis=1, out=before[:, 1:])
+    # a run with weight before it b0 and up to its end b1 has mid-rank b0 + (b1 - b0 + 1) / 2;
+    # whole numbers and halves, so exact
+    return (np.take(before, first, axis=1) + np.take(before, last, axis=1) + 1.0) / 2.0
 
 
 def _weighted_corr(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
