@@ -211,8 +211,8 @@ def _finding_sentence(row, names: dict[str, str]) -> str:
     name = names.get(metric, metric)
     from . import scorecard  # imported late: scorecard does not depend on site
     text = scorecard.brief(row[F.DETAIL]) or _humanise(row[F.CHECK])
-    scope = str(row[F.SCOPE])
-    where = "" if scope in ("", "overall") else f' <span class="note">({esc(scope.replace("|", ", "))})</span>'
+    scope = scorecard.reader_scope(str(row[F.SCOPE]))
+    where = f' <span class="note">({esc(scope)})</span>' if scope else ""
     return (f"<strong>{esc(name)}</strong> — {esc(text)}{where} "
             f'<span class="evidence">[{esc(row[F.LENS])}: {esc(_humanise(row[F.CHECK]).lower())}]</span>')
 

@@ -419,3 +419,22 @@ def test_rollup_agents_groups_agent_rows(quarter1):
     # non-agent rows untouched; 3 agent rows became 2
     assert len(rolled) == len(quarter1) - 1
     assert not rolled[F.SCOPE].str.startswith("agent:").any()
+
+
+@pytest.mark.parametrize("scope, reads", [
+    ("overall", ""),
+    ("team:Beacon", "Beacon team"),
+    ("agent:Agent DDTNTB", "Agent DDTNTB"),
+    ("team:Beacon and 14 agents", "Beacon team and 14 agents"),
+    ("centre-wide and team:Beacon", "centre-wide and Beacon team"),
+    ("outcome:churn_rate|team:Atlas", "outcome churn_rate, Atlas team"),
+    ("3 agents", "3 agents"),
+])
+def test_scopes_read_as_a_client_would(scope, reads):
+    assert sc.reader_scope(scope) == reads
+
+
+def test_scope_phrase_groups_kinds_broadest_first():
+    assert sc._scope_phrase(["agent:Agent A", "team:Beacon", "agent:Agent B"]) == "team:Beacon and 2 agents"
+    assert sc._scope_phrase(["overall", "team:Beacon"]) == "centre-wide and team:Beacon"
+    assert sc._scope_phrase(["agent:Agent A", "agent:Agent B"]) == "2 agents"
