@@ -57,6 +57,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .columns import Register
 from .errors import AuditError, ParamsError, RunError
 
 __all__ = ["run", "NOTEBOOK_PATTERN", "notebooks_in", "execution_plan", "strip_external", "cleanup_stale",
@@ -754,7 +755,10 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             manifest = json.loads((work / "prepared" / context.MANIFEST).read_text(encoding="utf-8"))
             progress(f"[2/5] prepare    {timings['prepare']:6.1f} s  {manifest.get('contacts', 0):,} contacts → "
                      f"{len(manifest.get('tables', {}))} tables")
-            del validation  # the loaded contacts are no longer needed; free them before the notebooks run
+            register = validation.tables.get("register")
+            metric_names = ({} if register is None else
+                            dict(zip(register[Register.METRIC_ID].astype(str), register[Register.NAME].astype(str))))
+            del validation, register  # the loaded contacts are no longer needed; free them before the notebooks run
             if not early:  # large export: kernels start only now, so they do not add to the runner's peak
                 workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
 
@@ -777,7 +781,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             fnd.write_json(all_findings, out / "findings.json")
             provenance = _provenance(params, started_at, timings, parallel, nb_dir)
             comparison = _comparison(params, all_findings, report_dir.name, progress)
-            _write_index(out, params, sections, all_findings, provenance, comparison)
+            _write_index(out, params, sections, all_findings, provenance, comparison, metric_names)
             _write_xlsx(out, all_findings)
             if getattr(getattr(params, "privacy", None), "pseudonymise_agents", True):
                 agents = pd.read_parquet(work / "prepared" / "agent_signatures.parquet", columns=["agent_id"])
@@ -863,9 +867,9 @@ def _comparison(params, all_findings, period, progress) -> dict | None:
     return compare_with_previous(all_findings, previous, current_period=period)
 
 
-def _write_index(out: Path, params, sections, all_findings, provenance, comparison) -> None:
+def _write_index(out: Path, params, sections, all_findings, provenance, comparison, metric_names) -> None:
     meta = {"client": getattr(params, "client", ""), "period": str(getattr(params, "period", "")),
-            "generated_at": provenance["generated_at"],
+            "generated_at": provenance["generated_at"], "metric_names": metric_names,
             "provenance": {"params file": provenance["params_file"]["path"],
                            **{f"{k} sha256": v["sha256"] for k, v in provenance["inputs"].items()},
                            "audit_lib": provenance["versions"].get("audit_lib", ""),

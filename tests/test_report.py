@@ -102,6 +102,15 @@ def test_html_opens_offline(published):
     assert "open_audit" not in overview          # code hidden
 
 
+def test_front_page_names_metrics_as_the_register_does(published, demo_client):
+    import html
+    import pandas as pd
+    register = pd.read_csv(Path(load_params(demo_client).inputs.register.path), dtype=str)
+    page = html.unescape((published / "index.html").read_text(encoding="utf-8"))
+    assert all(name in page for name in register["name"])
+    assert "Average handle time" in page
+
+
 def test_every_chart_cell_shows_its_figure(published):
     """Notebooks share two reused kernels: a chart in the third notebook must appear as surely as in the first."""
     missing = {}
