@@ -363,44 +363,39 @@ def parse_counterbalance(value) -> list[str]:
     return [p.strip() for p in _CB_SPLIT.split(_text(value)) if p.strip()]
 
 
-def _weighted(df: pd.DataFrame, kpi: str) -> tuple[float, int]:
-    """Exact pooled value of a ratio KPI from group rows: Σ value·n / Σ n."""
-    if kpi not in df.columns:
-        return math.nan, 0
+def _pool_arrays(df: pd.DataFrame, kpi: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ratio KPI's values and, when present, their counts (``<kpi>__n``) as float arrays."""
+    vals = pd.to_numeric(df[kpi], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     n_col = kpi + "__n"
-    vals = pd.to_numeric(df[kpi], errors="coerce")
-    if n_col not in df.columns:
-        vals = vals.dropna()
-        return (float(vals.mean()) if len(vals) else math.nan), int(len(vals))
-    n = pd.to_numeric(df[n_col], errors="coerce").fillna(0)
-    ok = vals.notna() & (n > 0)
+    n = pd.to_numeric(df[n_col], errors="coerce").fillna(0).to_numpy() if n_col in df.columns else None
+    return vals, n
+
+
+def _pool(vals: np.ndarray, n: np.ndarray | None) -> tuple[float, int]:
+    """Exact pooled value Σ value·n / Σ n (a plain mean without counts) and the n behind it."""
+    if n is None:
+        v = vals[~np.isnan(vals)]
+        return (float(v.mean()) if len(v) else math.nan), int(len(v))
+    ok = ~np.isnan(vals) & (n > 0)
     total = float(n[ok].sum())
     if total <= 0:
         return math.nan, 0
     return float((vals[ok] * n[ok]).sum() / total), int(total)
 
 
-def _weighted_by(df: pd.DataFrame, key: str, kpi: str) -> list[float]:
-    """:func:`_weighted`'s value for each group of ``key`` (sorted), converting the columns once.
+def _weighted(df: pd.DataFrame, kpi: str) -> tuple[float, int]:
+    """Exact pooled value of a ratio KPI from group rows: Σ value·n / Σ n."""
+    if kpi not in df.columns:
+        return math.nan, 0
+    return _pool(*_pool_arrays(df, kpi))
 
-    The same sums over the same rows as calling :func:`_weighted` on every group's frame,
-    without a dozen pandas operations per group (60 agents x every metric).
-    """
-    vals = pd.to_numeric(df[kpi], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    n_col = kpi + "__n"
-    n = pd.to_numeric(df[n_col], errors="coerce").fillna(0).to_numpy() if n_col in df.columns else None
-    out = []
-    for rows in df.groupby(key, sort=True).indices.values():
-        v = vals[rows]
-        if n is None:
-            v = v[~np.isnan(v)]
-            out.append(float(v.mean()) if len(v) else math.nan)
-            continue
-        w = n[rows]
-        ok = ~np.isnan(v) & (w > 0)
-        total = float(w[ok].sum())
-        out.append(float((v[ok] * w[ok]).sum() / total) if total > 0 else math.nan)
-    return out
+
+def _weighted_by(df: pd.DataFrame, key: str, kpi: str) -> list[float]:
+    """:func:`_weighted`'s value for each group of ``key`` (sorted), converting the columns once
+    instead of a dozen pandas operations per group (60 agents x every metric)."""
+    vals, n = _pool_arrays(df, kpi)
+    return [_pool(vals[rows], None if n is None else n[rows])[0]
+            for rows in df.groupby(key, sort=True).indices.values()]
 
 
 def overall_values(kpi_values: pd.DataFrame | None) -> dict[str, tuple[float, int]]:
