@@ -48,6 +48,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -136,8 +137,23 @@ def _exporter():
     return _exporter_instance
 
 
+def _skip_iri_format_checker() -> None:
+    """Keep jsonschema from compiling its optional IRI grammar when nbformat imports it.
+
+    ``jsonschema`` (imported by nbformat, papermill and nbconvert) loads ``rfc3987_syntax`` if it
+    is installed (JupyterLab's dependencies install it), and that module builds a Lark parser for
+    RFC 3987 at import: about 1.7 s of CPU on the 2-core benchmark machine, while the runner is
+    validating the inputs. The notebook schema checks no ``iri`` format, so the runner marks the
+    module as unavailable (jsonschema imports it inside ``suppress(ImportError)``). Nothing
+    changes in a process where jsonschema is already imported.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def _warm_up() -> None:
     """Import nbconvert/papermill and compile the HTML templates while the inputs are validated."""
+    _skip_iri_format_checker()
     with contextlib.suppress(Exception):
         import papermill  # noqa: F401
         from nbformat.v4 import new_code_cell, new_notebook
@@ -465,14 +481,16 @@ def _cell_number(nb, index: int) -> tuple[int, str]:
     return n, first
 
 
-def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kernel: _Kernel) -> None:
+def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kernel: _Kernel):
     import papermill as pm
     km, launch = kernel.manager(nb_path)
     setup = _SETUP.format(stem=nb_path.stem, path=str(nb_path), folder=str(nb_path.parent))
-    pm.execute_notebook(
+    # written once at the end (or when a cell fails), not at every cell's start and end: papermill
+    # would otherwise serialise and schema-validate the growing notebook twice per cell
+    return pm.execute_notebook(
         str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
         engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
-        km=km, launch=launch, setup_code=setup)
+        request_save_on_cell_execute=False, km=km, launch=launch, setup_code=setup)
 
 
 def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, kernel: _Kernel) -> _Result:
@@ -481,8 +499,9 @@ def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, ker
     t0 = time.perf_counter()
     executed = work / "executed" / nb_path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
+    nb = None
     try:
-        _execute(nb_path, executed, params_path, work, kernel)
+        nb = _execute(nb_path, executed, params_path, work, kernel)
     except BaseException as exc:  # noqa: BLE001 - reported to the main thread
         res.error = exc
         kernel.stop()  # never reuse a kernel whose notebook failed
@@ -491,7 +510,8 @@ def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, ker
         return res
     res.executed = executed if executed.exists() else None
     if res.error is None and res.executed is not None:
-        nb = nbformat.read(executed, as_version=4)
+        if nb is None:
+            nb = nbformat.read(executed, as_version=4)
         res.title, res.summary = _title_and_summary(nb)
         res.html = report_dir / f"{nb_path.stem}.html"
         res.html.write_text(notebook_to_html(nb, res.title or nb_path.stem), encoding="utf-8")
@@ -708,6 +728,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     from . import context, findings as fnd, privacy
     from .params import load_params
 
+    _skip_iri_format_checker()
     progress = _Progress(quiet)
     t_start = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc)
