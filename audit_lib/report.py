@@ -61,8 +61,8 @@ import pandas as pd
 from .columns import Register
 from .errors import AuditError, ParamsError, RunError
 
-__all__ = ["run", "NOTEBOOK_PATTERN", "notebooks_in", "execution_plan", "strip_external", "cleanup_stale",
-           "notebook_to_html", "DEFAULT_NOTEBOOKS", "TEMP_PREFIX"]
+__all__ = ["run", "NOTEBOOK_PATTERN", "notebooks_in", "execution_plan", "previous_seconds", "strip_external",
+           "cleanup_stale", "notebook_to_html", "DEFAULT_NOTEBOOKS", "TEMP_PREFIX"]
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -88,14 +88,41 @@ def notebooks_in(folder: str | Path) -> list[Path]:
     return found
 
 
-def execution_plan(notebooks: list[Path]) -> list[list[Path]]:
+def execution_plan(notebooks: list[Path], seconds: dict[str, float] | None = None) -> list[list[Path]]:
     """Stages to run in order: every notebook but the scorecard first, then the scorecard.
 
-    The scorecard reads the other notebooks' findings, so it must wait for all of them.
+    The scorecard reads the other notebooks' findings, so it must wait for all of them. Within
+    the first stage the longest notebooks start first when ``seconds`` (per notebook stem, e.g.
+    from the previous run) is given: with two kernels, starting the longest notebook last would
+    leave one kernel idle while it finishes. A notebook without a known time counts as longest.
+    Results do not depend on the order.
     """
     last = [p for p in notebooks if "scorecard" in p.stem]
     first = [p for p in notebooks if p not in last]
+    if seconds:
+        first = sorted(first, key=lambda p: -float(seconds.get(p.stem, float("inf"))))
     return [stage for stage in (first, last) if stage]
+
+
+def previous_seconds(client_dir: str | Path) -> dict[str, float]:
+    """Seconds per notebook recorded in the client's most recent published report (any period).
+
+    Used only to order the notebooks (:func:`execution_plan`); empty when there is none or its
+    ``run.json`` cannot be read.
+    """
+    runs = []
+    for path in Path(client_dir).glob("*/run.json"):
+        if path.parent.name.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            runs.append((path.stat().st_mtime, path))
+    for _, path in sorted(runs, reverse=True):
+        try:
+            per = json.loads(path.read_text(encoding="utf-8")).get("timings", {}).get("per_notebook", {})
+            return {str(k): float(v) for k, v in per.items() if isinstance(v, (int, float))}
+        except (OSError, ValueError, AttributeError):
+            continue
+    return {}
 
 
 _EXTERNAL_TAG = re.compile(
@@ -417,7 +444,9 @@ class _Kernel:
         env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem if first_nb else "",
                "JPY_SESSION_NAME": str(first_nb) if first_nb else "",
                "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+               "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               # two kernels share two cores: one BLAS/OpenMP thread each, not two that contend
+               **{k: os.environ.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
         return self.km, {"env": env, "stdout": self.log, "stderr": self.log}
 
     def warm(self, code: str) -> None:
@@ -785,7 +814,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
-            results = _run_stages(execution_plan(notebooks), workers, done, registry, progress)
+            results = _run_stages(execution_plan(notebooks, previous_seconds(client_dir)), workers, done, registry,
+                                  progress)
             _stop_workers(workers, registry)
             workers = []
             timings["notebooks"] = round(time.perf_counter() - t, 3)

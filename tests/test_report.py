@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -178,13 +179,16 @@ def _start_run(params: Path, nbs: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for_slow_notebook(client_dir: Path, timeout: float = 120) -> Path:
+# the slow cell marks that it started (notebooks run with their own folder as working folder)
+SLOW = "import time\nopen('01_slow.started', 'w').close()\ntime.sleep(120)"
+
+
+def _wait_for_slow_notebook(client_dir: Path, nbs: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        logs = list(client_dir.glob(f"{report.TEMP_PREFIX}*/work/executed/01_slow.ipynb"))
-        if logs:
-            time.sleep(1.5)  # let the slow cell start
-            return logs[0]
+        if (nbs / "01_slow.started").exists() and list(client_dir.glob(f"{report.TEMP_PREFIX}*")):
+            time.sleep(0.5)  # the run is inside the slow cell
+            return
         time.sleep(0.2)
     raise AssertionError("the run never reached the slow notebook")
 
@@ -192,11 +196,11 @@ def _wait_for_slow_notebook(client_dir: Path, timeout: float = 120) -> Path:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_run_leaves_nothing_half_written(tmp_path, sig):
     params = demo.generate(tmp_path / "client")
-    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, "import time\ntime.sleep(120)"]})
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, SLOW]})
     previous, snapshot = _fake_previous(params)
     proc = _start_run(params, nbs)
     try:
-        _wait_for_slow_notebook(previous.parent)
+        _wait_for_slow_notebook(previous.parent, nbs)
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
@@ -210,11 +214,11 @@ def test_interrupted_run_leaves_nothing_half_written(tmp_path, sig):
 
 def test_killed_run_leaves_only_a_hidden_folder_that_the_next_run_removes(tmp_path):
     params = demo.generate(tmp_path / "client")
-    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, "import time\ntime.sleep(120)"]})
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_slow": [OPEN, SLOW]})
     previous, snapshot = _fake_previous(params)
     proc = _start_run(params, nbs)
     try:
-        _wait_for_slow_notebook(previous.parent)
+        _wait_for_slow_notebook(previous.parent, nbs)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -261,6 +265,31 @@ def test_scorecard_runs_last():
     stages = report.execution_plan(paths)
     assert [p.name for p in stages[-1]] == ["05_scorecard.ipynb"]
     assert Path("05_scorecard.ipynb") not in stages[0]
+
+
+def test_longest_notebooks_start_first_when_the_last_run_timed_them(tmp_path):
+    paths = [Path(n) for n in ("00_overview.ipynb", "01_register.ipynb", "04_linkage.ipynb", "05_scorecard.ipynb",
+                               "09_new.ipynb")]
+    assert report.execution_plan(paths)[0] == paths[:3] + paths[4:]          # no history: file order
+    seconds = {"00_overview": 1.5, "01_register": 4.0, "04_linkage": 9.0, "05_scorecard": 2.0}
+    first, last = report.execution_plan(paths, seconds)
+    # a notebook the last run did not have counts as longest; the scorecard still runs last
+    assert [p.stem for p in first] == ["09_new", "04_linkage", "01_register", "00_overview"]
+    assert [p.stem for p in last] == ["05_scorecard"]
+
+
+def test_previous_seconds_reads_the_newest_published_run(tmp_path):
+    client = tmp_path / "client"
+    for name, per, age in (("2026-Q2", {"04_linkage": 3.0}, 100), ("2026-Q3", {"04_linkage": 7.5}, 0),
+                           (".report-tmp", {"04_linkage": 99.0}, -100)):
+        (client / name).mkdir(parents=True)
+        run = client / name / "run.json"
+        run.write_text(json.dumps({"timings": {"per_notebook": per}}), encoding="utf-8")
+        os.utime(run, (time.time() - age, time.time() - age))
+    assert report.previous_seconds(client) == {"04_linkage": 7.5}
+    (client / "2026-Q3" / "run.json").write_text("{not json", encoding="utf-8")
+    assert report.previous_seconds(client) == {"04_linkage": 3.0}     # unreadable: the next newest
+    assert report.previous_seconds(tmp_path / "nobody") == {}
 
 
 def test_console_shows_progress_but_no_kernel_warnings(tmp_path):
