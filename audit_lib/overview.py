@@ -120,35 +120,96 @@ def warnings_table(audit) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
 
+def _plain(text) -> str:
+    """Client text for a matplotlib label (``$`` escaped so it is never read as mathematics)."""
+    return str(text).replace("$", r"\$")
+
+
 def weekly_volume_figure(audit):
-    """Stacked bars: contacts per ISO week and team."""
+    """Stacked bars: contacts per ISO week and team.
+
+    Drawn with one ``bar`` call per team on fixed week ticks (a label every week up to 13 weeks,
+    then every n-th) and margins measured from the labels, instead of pandas plotting and
+    ``tight_layout``; the legend sits above the bars so it never covers them.
+    """
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    from .plots_register import shorten, text_width
+
     tw = audit.table(P.TEAM_WEEK)
     tw["team"] = tw[C.TEAM].fillna("(no team)")
     wide = tw.pivot_table(index="week", columns="team", values="contacts", aggfunc="sum").fillna(0)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    wide.index = [d.strftime("%d %b") for d in pd.to_datetime(wide.index)]
-    wide.plot.bar(stacked=True, ax=ax, width=0.8)
+    weeks = [d.strftime("%d %b") for d in pd.to_datetime(wide.index)]
+    teams = [_plain(shorten(t, 30)) for t in wide.columns]
+    plot_w, plot_h, bottom = 6.9, 2.3, 0.6
+    # legend under the title, as many columns as fit over the plot (at most 6)
+    legend_cols = max(1, min(len(teams), 6, int(plot_w // (text_width(teams, 8) + 0.5))))
+    top = 0.42 + 0.2 + 0.2 * -(-len(teams) // legend_cols) + 0.1
+    fig = plt.figure(figsize=(8, top + plot_h + bottom))
+    ax = fig.add_axes((0, 0, 1, 1))                      # placed below, once the margins are known
+    x = np.arange(len(weeks))
+    base = np.zeros(len(weeks))
+    handles = []
+    for i, team in enumerate(wide.columns):
+        values = wide[team].to_numpy(dtype=float)
+        handles.append(ax.bar(x, values, bottom=base, width=0.8, color=f"C{i % 10}"))
+        base = base + values
+    step = max(1, -(-len(weeks) // 13))
+    ax.set_xticks(x[::step], weeks[::step], fontsize=8)
+    ax.set_xlim(-0.6, len(weeks) - 0.4)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.tick_params(axis="y", labelsize=8)
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    left = 0.12 + 0.25 + text_width(ax.yaxis.get_major_formatter().format_ticks(ticks), 8) + 0.1
+    width = left + plot_w + 0.2
+    height = top + plot_h + bottom
+    fig.set_size_inches(width, height)
+    ax.set_position((left / width, bottom / height, plot_w / width, plot_h / height))
     ax.set_xlabel("week starting")
     ax.set_ylabel("contacts")
-    ax.set_title("Contacts per week and team")
-    ax.legend(title="team", frameon=False, ncols=min(len(wide.columns), 4), fontsize=8)
+    fig.text(left / width, 1 - 0.1 / height, "Contacts per week and team", fontsize=12, va="top")
+    fig.legend(handles, teams, title="team", title_fontsize=8, loc="upper left", frameon=False, fontsize=8,
+               ncols=legend_cols, bbox_to_anchor=(left / width, 1 - 0.42 / height), borderaxespad=0,
+               borderpad=0, alignment="left")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
     return fig
 
 
 def missingness_figure(audit):
-    """Horizontal bars: share of contacts with no value, per optional column present."""
+    """Horizontal bars: share of contacts with no value, per optional column present.
+
+    Column names are drawn as text artists beside the bars and the left margin is measured
+    from the longest one (no ``tight_layout``).
+    """
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+
+    from .plots_register import shorten, text_width
+
     cov = audit.table(P.COVERAGE).sort_values("missing_share")
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(cov) + 1))
-    ax.barh(cov["column"], cov["missing_share"] * 100, color="#7a8ca5")
+    labels = [_plain(shorten(c, 40)) for c in cov["column"]]
+    plot_w, row_h, top, bottom = 5.0, 0.26, 0.4, 0.55
+    left = 0.12 + text_width(labels, 9) + 0.1
+    width, height = left + plot_w + 0.3, top + bottom + row_h * max(len(cov), 2)
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, plot_w / width, row_h * max(len(cov), 2) / height))
+    y = np.arange(len(cov))
+    ax.barh(y, cov["missing_share"].to_numpy(dtype=float) * 100, color="#7a8ca5")
+    ax.set_ylim(-0.6, max(len(cov), 2) - 0.4)
+    ax.set_yticks([])
+    at = blended_transform_factory(ax.transAxes, ax.transData) + ScaledTranslation(-0.08, 0, fig.dpi_scale_trans)
+    for yi, label in zip(y, labels):
+        ax.text(0, yi, label, transform=at, ha="right", va="center", fontsize=9)
     ax.set_xlim(0, 100)
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
     ax.set_xlabel("% of contacts with no value")
-    ax.set_title("Missing values per column")
+    fig.text(left / width, 1 - 0.1 / height, "Missing values per column", fontsize=12, va="top")
     ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
     return fig
 
 

@@ -14,11 +14,14 @@ import pandas as pd
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
 from .register import TENSION_CODES
 from .site import styled_table
 
-__all__ = ["show_table", "plot_tension_matrix", "plot_targets", "TENSION_COLOURS", "plain"]
+__all__ = ["TENSION_COLOURS", "fit_width", "plain", "plot_targets", "plot_tension_matrix", "shorten", "show_table",
+           "text_width"]
 
 #: one colour per tension code (0 none .. 4 pulling against each other, neither paired)
 TENSION_COLOURS = ("#f4f4f4", "#6baed6", "#74c476", "#fdae6b", "#de2d26")
@@ -28,6 +31,54 @@ _TEAM_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2
 def plain(text) -> str:
     """Text for a matplotlib label, with ``$`` escaped so mathtext never interprets client text."""
     return str(text).replace("\\", "\\\\").replace("$", r"\$")
+
+
+def shorten(text, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut.
+
+    Client text has no length limit; a chart sizes its margins from its labels, so a label is
+    shortened rather than allowed to squeeze the plot or run off the figure.
+
+    >>> shorten("First contact resolution", 12)
+    'First conta…'
+    >>> shorten("FCR", 12)
+    'FCR'
+    """
+    text = str(text)
+    return text if len(text) <= limit else text[:max(limit - 1, 1)].rstrip() + "…"
+
+
+def fit_width(text, inches: float, size: float = 10.0, weight: str = "normal") -> str:
+    """``text`` shortened (with an ellipsis) until it is at most ``inches`` wide at ``size`` points."""
+    text = str(text)
+    if text_width([text], size, weight) <= inches:
+        return text
+    lo, hi = 1, len(text) - 1                    # longest cut that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text_width([shorten(text, mid)], size, weight) <= inches:
+            lo = mid
+        else:
+            hi = mid - 1
+    return shorten(text, lo)
+
+
+def text_width(labels, size: float = 10.0, weight: str = "normal") -> float:
+    """Width in inches of the widest of ``labels`` (unescaped text) drawn at ``size`` points.
+
+    Measured with the font matplotlib draws with (no figure or renderer needed), so margins can
+    be set from the labels instead of by ``tight_layout``, which lays a figure out twice. The
+    width has 8 % to spare: drawn text is hinted (advances rounded to whole pixels) and comes out
+    up to ~8 % wider than its outline at screen resolutions.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    prop = FontProperties(size=size, weight=weight)
+    # the longest strings are the widest except in odd cases; the 12 longest are measured
+    widest = sorted({str(t) for t in labels}, key=len, reverse=True)[:12]
+    return 1.08 * max((text_to_path.get_text_width_height_descent(t, prop, ismath=False)[0] for t in widest),
+                      default=0.0) / 72.0
 
 
 def show_table(df: pd.DataFrame, caption: str | None = None):
@@ -49,25 +100,61 @@ def show_table(df: pd.DataFrame, caption: str | None = None):
 
 
 def plot_tension_matrix(matrix: pd.DataFrame, title: str = "Which metrics pull against each other") -> Figure:
-    """Heatmap of :func:`audit_lib.register.tension_matrix` codes with a legend."""
-    n = max(len(matrix), 1)
-    size = min(2.0 + 0.55 * n, 12.0)
-    fig, ax = plt.subplots(figsize=(size + 3.2, size))
+    """Heatmap of :func:`audit_lib.register.tension_matrix` codes with a legend.
+
+    Cells are 0.55 in (smaller when there are many metrics); the margins are sized from the
+    metric labels (long ones shortened with an ellipsis), so no label is clipped.
+    """
+    if matrix.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "No metric in the register to compare", ha="center", va="center")
+        ax.set_title(title, loc="left")
+        return fig
+    n_rows, n_cols = matrix.shape
+    n = max(n_rows, n_cols)
+    cell = min(0.55, 10.0 / n)
+    rows = [plain(shorten(i, 24)) for i in matrix.index]
+    cols = [plain(shorten(c, 24)) for c in matrix.columns]
+    legend_labels = list(TENSION_CODES.values())
+    pad, gap = 0.12, 0.08
+    left = pad + text_width(rows, 10) + gap
+    # x labels turn 60 degrees: they reach down sin(60) of their length, plus their own height
+    bottom = pad + text_width(cols, 10) * math.sin(math.radians(60)) + 0.2
+    right = 0.25 + 0.6 + text_width(legend_labels, 9) + pad     # legend: handle, gap, label
+    top = 0.45
+    width = left + max(n_cols, 1) * cell + right
+    height = max(bottom + max(n_rows, 1) * cell + top, 1.2 + 5 * 0.25)
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, max(n_cols, 1) * cell / width,
+                       max(n_rows, 1) * cell / height))
     values = matrix.to_numpy(dtype=float)
     cmap = ListedColormap(TENSION_COLOURS).with_extremes(bad="#ffffff")
     norm = BoundaryNorm(np.arange(-0.5, len(TENSION_COLOURS) + 0.5), cmap.N)
-    ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="equal")
-    ax.set_xticks(range(len(matrix.columns)), [plain(c) for c in matrix.columns], rotation=60, ha="right")
-    ax.set_yticks(range(len(matrix.index)), [plain(i) for i in matrix.index])
-    ax.set_xticks(np.arange(-0.5, len(matrix.columns)), minor=True)
-    ax.set_yticks(np.arange(-0.5, len(matrix.index)), minor=True)
-    ax.grid(which="minor", color="white", linewidth=1.5)
-    ax.tick_params(which="minor", length=0)
-    ax.set_title(title, loc="left")
+    ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto",
+              extent=(-0.5, n_cols - 0.5, n_rows - 0.5, -0.5), interpolation="nearest")
+    # white lines between the cells (two line collections instead of minor ticks and a grid)
+    ax.hlines(np.arange(0.5, n_rows - 0.5), -0.5, n_cols - 0.5, color="white", linewidth=1.5)
+    ax.vlines(np.arange(0.5, n_cols - 0.5), -0.5, n_rows - 0.5, color="white", linewidth=1.5)
+    ax.set_xlim(-0.5, n_cols - 0.5)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    # labels as plain text artists next to the cells (cheaper to draw than tick labels)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    to_left = blended_transform_factory(ax.transAxes, ax.transData) + ScaledTranslation(
+        -gap, 0, fig.dpi_scale_trans)
+    for i, label in enumerate(rows):
+        ax.text(0, i, label, transform=to_left, ha="right", va="center", fontsize=10)
+    below = blended_transform_factory(ax.transData, ax.transAxes) + ScaledTranslation(
+        0, -gap, fig.dpi_scale_trans)
+    for j, label in enumerate(cols):
+        ax.text(j, 0, label, transform=below, ha="right", va="top", rotation=60,
+                rotation_mode="anchor", fontsize=10)
+    fig.text(left / width, 1 - 0.12 / height, title, fontsize=12, va="top")
     handles = [Patch(facecolor=TENSION_COLOURS[code], edgecolor="#999999", label=label)
                for code, label in TENSION_CODES.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)
-    fig.tight_layout()
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0 + 0.25 / (n_cols * cell), 1.0),
+              frameon=False, fontsize=9, borderaxespad=0)
     return fig
 
 
@@ -90,6 +177,11 @@ def _unit_scale(unit: str, values: pd.Series) -> tuple[float, str]:
 def plot_targets(tracking: pd.DataFrame, ncols: int = 3) -> Figure:
     """Small multiples: one panel per metric, a weekly line per team, the centre, and the target.
 
+    Panels keep their own y scale (units differ) but show the same weeks. Each panel is kept
+    cheap to draw: at most six y ticks; week ticks and labels (four at most) on the lowest panel
+    of each column only, light vertical lines at those weeks in every panel; margins computed
+    from the labels instead of by ``tight_layout``.
+
     Parameters
     ----------
     tracking : :func:`audit_lib.register.target_tracking` output.
@@ -103,10 +195,17 @@ def plot_targets(tracking: pd.DataFrame, ncols: int = 3) -> Figure:
         return fig
     ncols = max(1, min(ncols, len(metrics)))
     nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.0 * nrows), squeeze=False, sharex=True)
     teams = sorted(s for s in tracking["series"].unique() if s != "Centre")
     colours = {t: _TEAM_COLOURS[i % len(_TEAM_COLOURS)] for i, t in enumerate(teams)}
+    # inches: panel size, title above each panel, legend rows on top, week labels below
+    panel_w, panel_h, title_h, gap_h, bottom = 3.6, 2.0, 0.48, 0.12, 0.4
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (panel_w + 0.8), 3 * nrows), squeeze=False)
+    weeks = sorted(pd.to_datetime(tracking["week"].unique()))
+    shown = weeks[::max(1, math.ceil(len(weeks) / 4))]
+    span = (weeks[-1] - weeks[0]) or pd.Timedelta(days=7)
+    xlim = (weeks[0] - 0.04 * span, weeks[-1] + 0.04 * span)
     handles = {}
+    tick_labels = []
     for ax, metric in zip(axes.flat, metrics):
         sub = tracking[tracking["metric_id"] == metric]
         unit = sub["unit"].iloc[0]
@@ -122,13 +221,41 @@ def plot_targets(tracking: pd.DataFrame, ncols: int = 3) -> Figure:
             tl = ax.axhline(target / div, color="#d62728", linestyle="--", linewidth=1.4)
             handles.setdefault("Target", tl)
         better = sub["direction"].iloc[0]
-        ax.set_title(plain(f"{metric}: {sub['name'].iloc[0]}") + f"\n({better} is better)", fontsize=10, loc="left")
-        ax.set_ylabel(label)
-        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.set_axis_off()
+        title = fit_width(f"{metric}: {sub['name'].iloc[0]}", panel_w + 0.3, 10)
+        ax.text(0, 1.04, plain(title) + f"\n({better} is better)",
+                transform=ax.transAxes, fontsize=10, va="bottom", ha="left", linespacing=1.1)
+        ax.set_ylabel(label, fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        ax.tick_params(labelsize=8)
+        ticks = ax.get_yticks()
+        lo, hi = ax.get_ylim()
+        tick_labels += ax.yaxis.get_major_formatter().format_ticks([t for t in ticks if lo <= t <= hi])
+    # the same weeks in every panel: light vertical lines at the labelled weeks everywhere, tick
+    # marks and labels on the lowest panel of each column only (ticks are the costly part to draw)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(metrics):
+            ax.set_axis_off()
+            continue
+        ax.set_xlim(*xlim)
+        ax.vlines(shown, 0, 1, transform=ax.get_xaxis_transform(), color="#e8e8e8", linewidth=0.8, zorder=0)
+        if i + ncols >= len(metrics):
+            ax.set_xticks(shown, [w.strftime("%Y-%m-%d") for w in shown])
+        else:
+            ax.set_xticks([])
+    # y tick labels, tick marks and the unit label to the left of each panel
+    gutter = 0.12 + 0.2 + text_width(tick_labels, 8) + 0.1
+    right = 0.45                                 # half a date label past the last week
+    width = ncols * (gutter + panel_w) - 0.1 + right
     order = [t for t in teams if t in handles] + [k for k in ("Centre", "Target") if k in handles]
-    fig.legend([handles[k] for k in order], [plain(k) for k in order], loc="upper center",
-               ncol=min(len(order), 6), frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    legend_labels = [plain(shorten(k, 32)) for k in order]
+    legend_cols = max(1, min(len(order), 6, int(width // (text_width(legend_labels, 9) + 0.75))))
+    top = 0.12 + 0.24 * math.ceil(len(order) / legend_cols)
+    height = top + nrows * (title_h + panel_h) + (nrows - 1) * gap_h + bottom
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(left=gutter / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - (top + title_h) / height, wspace=gutter / panel_w,
+                        hspace=(title_h + gap_h) / panel_h)
+    fig.legend([handles[k] for k in order], legend_labels, loc="upper center",
+               ncol=legend_cols, frameon=False, bbox_to_anchor=(0.5, 1 - 0.04 / height), fontsize=9,
+               borderaxespad=0)
     return fig

@@ -369,15 +369,27 @@ def _figure_text(fig):
     return " ".join(t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")))
 
 
+def _segments(ax):
+    """(left, width) of every bar segment of :func:`diverging_bars` (one collection per answer)."""
+    out = []
+    for coll in ax.collections:
+        for path in coll.get_paths():
+            xs = path.vertices[:, 0]
+            out.append((round(float(xs.min()), 9), round(float(xs.max() - xs.min()), 9)))
+    return sorted(out)
+
+
 def test_charts_draw_guarded_tables_with_counts(survey):
     counts = P.likert_counts(survey)
     fig = PP.diverging_bars(counts, names={"AHT": "Handle time ($)"})
     text = _figure_text(fig)
     assert "n=108" in text and "Handle time (\\$)" in text and "Delta" not in text
-    # neutral split across zero: the left edge of the first segment is -(SD + D + N/2)
+    # one panel, five segments (one per answer) per statement, all within -100..100 %
+    assert len(fig.axes) == 1
     ax = fig.axes[0]
-    first = min(ax.patches, key=lambda p: p.get_x())
-    assert first.get_x() >= -1
+    segments = _segments(ax)
+    assert len(segments) == 5 * counts.groupby(["metric_id", "item_id"]).ngroups
+    assert segments[0][0] >= -1 and max(x + w for x, w in segments) <= 1 + 1e-9
     gaps = P.staff_manager_gaps(survey)
     assert "*" in _figure_text(PP.gap_chart(gaps))
     assert PP.theme_chart(P.comment_themes(survey)).axes
@@ -388,10 +400,31 @@ def test_diverging_bars_split_neutral_across_zero():
     counts = pd.DataFrame({"metric_id": "AHT", "item_id": "fair", "statement": "", "reverse_keyed": False,
                            "answer": [1, 2, 3, 4, 5], "count": [1, 1, 2, 3, 3], "n": 10,
                            "share": [0.1, 0.1, 0.2, 0.3, 0.3]})
-    ax = PP.diverging_bars(counts).axes[0]
-    xs = sorted((round(p.get_x(), 9), round(p.get_width(), 9)) for p in ax.patches)
+    xs = _segments(PP.diverging_bars(counts).axes[0])
     # SD starts at -(0.1 + 0.1 + 0.1) = -0.3; neutral runs from -0.1 to +0.1
     assert xs[0] == (-0.3, 0.1) and (-0.1, 0.2) in xs and xs[-1] == (0.4, 0.3)
+
+
+def _inside_figure(fig) -> bool:
+    """Everything drawn lies within the figure (the inline backend saves with bbox_inches=None)."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width, height = fig.get_size_inches()
+    return box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+
+
+def test_charts_fit_long_client_text_inside_the_figure(survey):
+    names = {m: f"{m} costs $5 " + "and a very long name " * 6 for m in P.survey_metrics(survey)}
+    counts = P.likert_counts(survey)
+    counts["item_id"] = counts["item_id"] + "_statement_" + "w" * 60
+    bars = PP.diverging_bars(counts, names=names)
+    assert len(bars.axes) == 1 and _inside_figure(bars)
+    assert "…" in _figure_text(bars) and "costs \\$5" in _figure_text(bars)
+    for fig in (PP.gap_chart(P.staff_manager_gaps(survey), names=names),
+                PP.index_chart(P.perception_index(survey), names=names),
+                PP.theme_chart(P.comment_themes(survey), names=names)):
+        assert _inside_figure(fig)
+        assert "costs \\$5" in _figure_text(fig)
 
 
 # ---------------------------------------------------------------------------

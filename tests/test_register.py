@@ -545,6 +545,26 @@ def test_target_tracking_and_small_multiples():
     assert isinstance(fig2, Figure)
 
 
+def test_register_charts_fit_long_client_text_inside_the_figure():
+    from audit_lib import plots_register as pr
+    cw = pd.DataFrame({"week": WEEKS, "aht": [300.0, 400.0], "aht__n": [100, 300],
+                       "csat": [0.7, 0.9], "csat__n": [10, 10]})
+    long_team = "Team $1 of the north-east region " * 3
+    tw = pd.DataFrame({"team": [long_team] * 2 + ["B"] * 2, "week": list(WEEKS) * 2,
+                       "aht": [280.0, 380.0, 320.0, 420.0], "aht__n": [50, 150, 50, 150]})
+    rows = with_change("AHT", name="Handle time in $ and " + "many more words " * 8)
+    tr = rg.target_tracking(pd.DataFrame(rows), LIB, tw, cw)
+    matrix = rg.tension_matrix(pd.DataFrame(clean_rows()), LIB)
+    matrix.index = matrix.columns = [f"{m}_$_" + "LONG" * 12 for m in matrix.index]
+    for fig in (pr.plot_targets(tr), pr.plot_tension_matrix(matrix)):
+        fig.canvas.draw()
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        width, height = fig.get_size_inches()
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+        text = " ".join(t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")))
+        assert "\\$" in text and "…" in text
+
+
 def test_client_text_is_escaped_in_tables_and_charts():
     from audit_lib import plots_register as pr
     rows = with_change("AHT", purpose="<script>alert(1)</script> so customers wait less", name="A $x$ <b>")
