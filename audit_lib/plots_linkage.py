@@ -5,14 +5,26 @@ beyond arranging it. Associations are drawn *aligned*: up / green means "the met
 better goes with the outcome being better", whatever the metric's direction. Client text
 (metric names) is drawn as plain text: ``$`` is escaped so matplotlib never reads it as
 mathematics.
+
+Drawing cost: on a slow machine every axes (its ticks above all) and every glyph of text
+costs time, and ``tight_layout`` draws the figure once more to measure it. So panels that
+share a scale share one axes (lag profiles side by side), tick counts are capped, repeated
+labels are drawn once, and the margins are set from the measured width of the labels that
+need them (client text wrapped, or cut with an ellipsis, to a known width).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import PatchCollection
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.font_manager import FontProperties, findfont, get_font
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
 from .linkage import LAG_CONVENTION, LinkageResult, aligned_associations
 
@@ -35,6 +47,144 @@ def _empty(message: str):
     return fig
 
 
+# ---------------------------------------------------------------------------------------------
+# layout without tight_layout: text measured once, margins in inches
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _line_width(line: str, size: float, dpi: float, font: tuple) -> float:
+    from matplotlib.backends.backend_agg import RendererAgg
+    return RendererAgg(1, 1, dpi).get_text_width_height_descent(line, FontProperties(size=size), False)[0] / dpi
+
+
+_ADVANCES: dict = {}
+
+
+def _width(text, size: float) -> float:
+    """Width in inches of the widest line of ``text`` (plain, as drawn) at ``size`` points, at the
+    figure resolution.
+
+    Summed from each character's (hinted) advance, measured once per character: laying out a
+    whole line costs about a millisecond, and so many labels are measured that it shows. The
+    sum leaves out kerning, so it is never short of the drawn width (at most about 1 % over).
+    A line with a character the font lacks (drawn from a fallback font) is laid out in full.
+    """
+    from matplotlib.backends.backend_agg import get_hinting_flag
+    rc = plt.rcParams
+    dpi = rc["figure.dpi"]
+    key = (size, dpi, tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), rc["font.weight"], rc["text.hinting"])
+    if key not in _ADVANCES:
+        font = get_font(findfont(FontProperties(size=size)))
+        _ADVANCES[key] = (font, set(font.get_charmap()), {})
+    font, charmap, advances = _ADVANCES[key]
+    widest = 0.0
+    for line in str(text).split("\n"):
+        if not all(ord(c) in charmap for c in line):
+            widest = max(widest, _line_width(line, size, dpi, key[2:]))
+            continue
+        width = 0.0
+        for c in line:
+            if c not in advances:
+                font.set_size(size, dpi)          # the font object is matplotlib's own, shared: size it each time
+                advances[c] = font.load_char(ord(c), flags=get_hinting_flag()).horiAdvance / 64 / dpi
+            width += advances[c]
+        widest = max(widest, width)
+    return widest
+
+
+def _cut(text: str, width: float, size: float) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` inches."""
+    if _width(text, size) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:                                    # longest prefix that fits with the ellipsis
+        mid = (lo + hi + 1) // 2
+        if _width(text[:mid].rstrip() + "…", size) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + "…"
+
+
+def _fit(text, width: float, size: float, lines: int = 2) -> str:
+    """Client text wrapped at spaces to ``width`` inches, at most ``lines`` lines (the rest cut
+    with an ellipsis). Returns plain text: escape it with :func:`_plain` before drawing."""
+    text = " ".join(str(text).split())
+    if _width(text, size) <= width:
+        return text
+    out, current = [], ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and _width(candidate, size) > width:
+            out.append(current)
+            current = word
+        else:
+            current = candidate
+    out.append(current)
+    if len(out) > lines:
+        out = out[:lines - 1] + [" ".join(out[lines - 1:])]
+    return "\n".join(_cut(line, width, size) for line in out)
+
+
+def _lines(text: str) -> int:
+    return str(text).count("\n") + 1
+
+
+def _tick_width(axis, size: float) -> float:
+    """Width in inches of the widest tick label ``axis`` will draw (its limits as they stand)."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [t for t in axis.get_major_locator()() if lo - 1e-9 * (hi - lo) <= t <= hi + 1e-9 * (hi - lo)]
+    labels = axis.get_major_formatter().format_ticks(ticks)
+    return max((_width(t, size) for t in labels), default=0.0)
+
+
+def _inner_ticks(axis, locator):
+    """Fix ``axis``'s ticks to those ``locator`` places inside the limits as they stand now (a
+    locator also returns ticks just outside them, and every tick is an object to build)."""
+    locator.set_axis(axis)
+    lo, hi = sorted(axis.get_view_interval())
+    eps = 1e-9 * (hi - lo)
+    t = np.asarray(locator(), float)
+    inside = t[(t >= lo - eps) & (t <= hi + eps)]
+    axis.set_major_locator(FixedLocator(inside) if len(inside) else locator)
+    return locator
+
+
+def _legend_columns(labels, size: float, width: float) -> int:
+    """How many legend columns fit in ``width`` inches (entries are laid out row by row)."""
+    entries = [_width(t, size) + 0.55 for t in labels]    # handle, its gap and the space between columns
+    for n in range(len(entries), 1, -1):
+        if sum(max(entries[j::n]) for j in range(n)) <= width:
+            return n
+    return 1
+
+
+def _adjust(fig, left: float, right: float, bottom: float, top: float, hgap: float = 0.0,
+            wgap: float = 0.0, nrows: int = 1, ncols: int = 1):
+    """Place the subplot grid with margins and gaps given in inches."""
+    w, h = fig.get_size_inches()
+    aw = (w - left - right - (ncols - 1) * wgap) / ncols
+    ah = (h - top - bottom - (nrows - 1) * hgap) / nrows
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        hspace=hgap / ah if nrows > 1 else 0, wspace=wgap / aw if ncols > 1 else 0)
+
+
+_LINE = 1.25 / 72        # inches per point of font size, one line of text with its leading
+_TICK = 0.13             # tick length, pad and a little air, inches
+_STEPS = [1, 2, 2.5, 5, 10]   # round tick steps (MaxNLocator would also use 1.5, 3, 4, 6, 8)
+
+
+def _names(metric_ids, names: dict) -> str:
+    """The shown names of register metrics that draw the same series, as one label."""
+    return " / ".join(dict.fromkeys(str(names.get(m, m)) for m in metric_ids))
+
+
+# ---------------------------------------------------------------------------------------------
+# charts
+# ---------------------------------------------------------------------------------------------
+
+
 def association_heatmap(res: LinkageResult, names: dict | None = None, kind: str = "within"):
     """Metric × outcome heatmap of aligned Spearman rho, each cell annotated with its interval.
 
@@ -48,16 +198,40 @@ def association_heatmap(res: LinkageResult, names: dict | None = None, kind: str
     a = aligned_associations(res, kind)
     if a.empty:
         return _empty("No metric could be set against an outcome.")
-    metrics = list(dict.fromkeys(res.metrics.loc[res.metrics["metric_id"].isin(a["metric_id"]), "metric_id"]))
     outcomes = list(res.outcomes["outcome"])
+    # metrics on the same KPI and direction, meant to serve the same outcomes, have the very same
+    # row of numbers: one row names them all
+    rows = {}
+    for m in dict.fromkeys(res.metrics.loc[res.metrics["metric_id"].isin(a["metric_id"]), "metric_id"]):
+        am = a[a["metric_id"] == m]
+        key = (am["kpi"].iloc[0], am["better"].iloc[0], tuple(sorted(zip(am["outcome"], am["served"]))))
+        rows.setdefault(key, []).append(m)
+    metrics = [ms[0] for ms in rows.values()]
+    shown = {ms[0]: _names(ms, names) for ms in rows.values()}
+    level = "within agent (team for file outcomes)" if kind == "within" else "pooled"
+    title = (f"Does the metric move with the outcome? Spearman rho [95% interval], {level}\n"
+             "positive, teal = metric better goes with outcome better; negative, brown = the reverse; "
+             "boxed = outcome it is meant to serve")
+    ylabels = [_fit(shown[m], 2.4, 10) for m in metrics]
+    cell_w, cell_h, right = 1.1, 0.5, 0.2     # no colour bar: the values are in the cells
+    left = max(_width(t, 10) for t in ylabels) + _TICK + 0.1
+    width = max(left + cell_w * len(outcomes) + right, _width(title, 9) + 0.4)
+    cell_w = (width - left - right) / len(outcomes)
+    xlabels = [_fit(o, cell_w - 0.08, 9) for o in outcomes]
+    bottom = max(_lines(t) for t in xlabels) * 9 * _LINE + _TICK + 0.1
+    top = _lines(title) * 9 * _LINE + 0.2
+    height = bottom + top + cell_h * len(metrics)
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, cell_w * len(outcomes) / width, 1 - (bottom + top) / height))
     grid = np.full((len(metrics), len(outcomes)), np.nan)
-    fig, ax = plt.subplots(figsize=(1.6 * len(outcomes) + 3, 0.55 * len(metrics) + 1.6))
-    for r in a.to_dict("records"):
-        i, j = metrics.index(r["metric_id"]), outcomes.index(r["outcome"])
-        grid[i, j] = r["aligned_rho"]
-    im = ax.imshow(grid, cmap=_CMAP, vmin=-1, vmax=1, aspect="auto")
-    for r in a.to_dict("records"):
-        i, j = metrics.index(r["metric_id"]), outcomes.index(r["outcome"])
+    row, col = {m: i for i, m in enumerate(metrics)}, {o: j for j, o in enumerate(outcomes)}
+    records = [r for r in a.to_dict("records") if r["metric_id"] in row and r["outcome"] in col]
+    for r in records:
+        grid[row[r["metric_id"]], col[r["outcome"]]] = r["aligned_rho"]
+    ax.imshow(grid, cmap=_CMAP, vmin=-1, vmax=1, aspect="auto")
+    boxes = []
+    for r in records:
+        i, j = row[r["metric_id"]], col[r["outcome"]]
         if math.isnan(r["aligned_rho"]):
             ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="grey")
             continue
@@ -65,20 +239,21 @@ def association_heatmap(res: LinkageResult, names: dict | None = None, kind: str
         ax.text(j, i, f"{r['aligned_rho']:+.2f}{ci}", ha="center", va="center", fontsize=7,
                 color="white" if abs(r["aligned_rho"]) > 0.6 else "black")
         if r["served"]:
-            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.8, ec="black"))
-    ax.set_xticks(range(len(outcomes)), [_plain(o) for o in outcomes], rotation=30, ha="right")
-    ax.set_yticks(range(len(metrics)), [_plain(names.get(m, m)) for m in metrics])
-    level = "within agent (team for file outcomes)" if kind == "within" else "pooled"
-    ax.set_title(f"Does the metric move with the outcome? Spearman rho, {level}\n"
-                 "positive = metric better goes with outcome better; boxed = outcome it is meant to serve",
-                 fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="aligned rho")
-    fig.tight_layout()
+            boxes.append(plt.Rectangle((j - 0.5, i - 0.5), 1, 1))
+    if boxes:
+        ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor="black", linewidth=1.8))
+    ax.set_xticks(range(len(outcomes)), [_plain(t) for t in xlabels], fontsize=9)
+    ax.set_yticks(range(len(metrics)), [_plain(t) for t in ylabels], fontsize=10)
+    ax.tick_params(length=0)
+    fig.text(0.5, 1 - 0.1 / height, title, ha="center", va="top", fontsize=9)   # centred on the figure
     return fig
 
 
 def lag_profiles(res: LinkageResult, names: dict | None = None, pairs: list | None = None, ncols: int = 3):
-    """Aligned rho by lag (0..k) with intervals, one panel per metric × outcome.
+    """Aligned rho by lag (0..k) with intervals, one profile per metric × outcome.
+
+    The profiles share the rho scale, so ``ncols`` of them sit side by side in one axes (one
+    row of axes per ``ncols`` profiles), parted by thin lines.
 
     ``pairs``: list of ``(metric_id, outcome)``; default: every served pair whose class is
     not ``weak`` or ``not_assessable`` (the ones the conclusions talk about).
@@ -91,62 +266,143 @@ def lag_profiles(res: LinkageResult, names: dict | None = None, pairs: list | No
     directions = dict(zip(res.outcomes["outcome"], res.outcomes["better"]))
     better = dict(zip(res.metrics["metric_id"], res.metrics["better"]))
     kpi = dict(zip(res.metrics["metric_id"], res.metrics["kpi"]))
-    panels = []
+    panels = {}             # metrics on one KPI and direction have one profile: drawn once, both named
     for mid, oid in pairs:
+        key = (kpi.get(mid), better.get(mid), oid)
+        if key in panels:
+            panels[key][0].append(mid)
+            continue
         lg = res.lags[(res.lags["kpi"] == kpi.get(mid)) & (res.lags["outcome"] == oid)].dropna(subset=["rho"])
         if len(lg):
-            panels.append((mid, oid, lg))
+            panels[key] = ([mid], oid, lg.sort_values("lag"))
+    panels = list(panels.values())
     if not panels:
         return _empty("No lag profile to show.")
-    ncols = min(ncols, len(panels))
+    ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
-    for ax, (mid, oid, lg) in zip(axes.flat, panels):
-        s = (1 if better.get(mid) == "higher" else -1) * (1 if directions.get(oid) == "higher" else -1)
-        rho = s * lg["rho"].to_numpy(float)
-        lo = np.fmin(s * lg["ci_low"].to_numpy(float), s * lg["ci_high"].to_numpy(float))
-        hi = np.fmax(s * lg["ci_low"].to_numpy(float), s * lg["ci_high"].to_numpy(float))
+    first = min(int(lg["lag"].min()) for _, _, lg in panels)
+    span = max(int(lg["lag"].max()) for _, _, lg in panels) - first + 1    # lags per profile
+    step = span + 1                                                          # one lag's gap between
+    x_lo, x_hi = -0.6, (ncols - 1) * step + span - 0.4
+    left, right, bottom, top = 0.75, 0.2, 0.55, 0.35
+    width = max(10.5, ncols * 2.4 + left + right)
+    group_w = min(span + 0.4, x_hi - x_lo) / (x_hi - x_lo) * (width - left - right)   # a title over its profile
+    titles = [_fit(f"{_names(mids, names)} → {oid}", group_w - 0.15, 9) for mids, oid, _ in panels]
+    head = max(_lines(t) for t in titles) * 9 * _LINE + 0.1
+    row_h, gap = 1.9, head + 9 * _LINE + _TICK + 0.1
+    height = top + head + nrows * row_h + (nrows - 1) * gap + bottom
+    fig, axes = plt.subplots(nrows, 1, figsize=(width, height), squeeze=False, sharey=True)
+    _adjust(fig, left, right, bottom, top + head, hgap=gap, nrows=nrows)
+    for r in range(nrows):
+        ax = axes[r, 0]
         ax.axhline(0, color="grey", lw=0.8)
-        ax.errorbar(lg["lag"], rho, yerr=[rho - lo, hi - rho], fmt="o-", color=_MARK, capsize=3)
-        ax.set_title(f"{_plain(names.get(mid, mid))} → {_plain(oid)}", fontsize=9)
-        ax.set_xticks(lg["lag"].astype(int).tolist())
-        ax.set_xlabel("lag k (outcome k weeks later)", fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel("aligned rho (team-week)")
-    fig.suptitle(LAG_CONVENTION, fontsize=8)
-    fig.tight_layout()
+        ticks, labels = [], []
+        for g, ((mids, oid, lg), title) in enumerate(zip(panels[r * ncols:(r + 1) * ncols],
+                                                         titles[r * ncols:(r + 1) * ncols])):
+            s = (1 if better.get(mids[0]) == "higher" else -1) * (1 if directions.get(oid) == "higher" else -1)
+            lags = lg["lag"].to_numpy(int)
+            x = g * step + lags - first
+            rho = s * lg["rho"].to_numpy(float)
+            lo = np.fmin(s * lg["ci_low"].to_numpy(float), s * lg["ci_high"].to_numpy(float))
+            hi = np.fmax(s * lg["ci_low"].to_numpy(float), s * lg["ci_high"].to_numpy(float))
+            err = np.nan_to_num(np.vstack([rho - lo, hi - rho]))
+            ax.errorbar(x, rho, yerr=err, fmt="o-", color=_MARK, capsize=3, ms=5)
+            ax.text(g * step + (span - 1) / 2, 1.03, _plain(title), transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=9)
+            if g:
+                ax.axvline(g * step - 1, color="#cccccc", lw=0.8)
+            ticks += x.tolist()
+            labels += [str(k) for k in lags]
+        groups = min(ncols, len(panels) - r * ncols)
+        ax.set_xlim(x_lo, (groups - 1) * step + span - 0.4)
+        if groups < ncols:                  # a short last row keeps the scale of the full rows
+            box = ax.get_position()
+            ax.set_position((box.x0, box.y0, box.width * (groups * step - 0.8) / (x_hi - x_lo), box.height))
+        ax.set_xticks(ticks, labels, fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_ylabel("aligned rho (team-week)", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_ylim(-1.08, 1.08)
+    axes[0, 0].set_yticks([-1, -0.5, 0, 0.5, 1])
+    axes[-1, 0].set_xlabel("lag k (outcome k weeks later)", fontsize=8)
+    fig.suptitle(LAG_CONVENTION, fontsize=8, y=1 - 0.08 / height, va="top")
     return fig
 
 
-def importance_bars(res: LinkageResult, names: dict | None = None, ncols: int = 3):
-    """Per outcome: each metric's share of R² (LMG bars with intervals, Johnson's weight as a dot)."""
+def importance_bars(res: LinkageResult, names: dict | None = None, ncols: int = 6):
+    """Per outcome: each metric's share of R² (LMG bars with intervals, Johnson's weight as a dot).
+
+    Metrics are in the same order in every panel (largest average share of R² at the top), so
+    their names are written once per row of panels.
+    """
     names = names or {}
     imp = res.importance
     if imp.empty:
         return _empty("Too little data for relative importance.")
     outcomes = list(dict.fromkeys(imp["outcome"]))
-    first = res.metrics.drop_duplicates("kpi").set_index("kpi")["metric_id"]
-    ncols = min(ncols, len(outcomes))
+    on_kpi = res.metrics.groupby("kpi", sort=False)["metric_id"].agg(list)
+    r2 = imp["r2"].where(imp["r2"] > 0)
+    order = (imp.assign(share=imp["lmg"] / r2).groupby("kpi", sort=False)["share"].mean()
+             .sort_values(na_position="first", kind="mergesort"))
+    kpis = list(order.index)                     # bottom to top
+    pos = {k: i for i, k in enumerate(kpis)}
+    labels = [_fit(_names(on_kpi.get(k, [k]), names), 2.2, 8) for k in kpis]
+    ncols = max(1, min(ncols, len(outcomes)))
     nrows = math.ceil(len(outcomes) / ncols)
-    height = 0.3 * imp.groupby("outcome").size().max() + 1.2
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, height * nrows), squeeze=False)
-    for ax, oid in zip(axes.flat, outcomes):
-        d = imp[imp["outcome"] == oid].sort_values("lmg")
-        labels = [_plain(names.get(first.get(k, k), k)) for k in d["kpi"]]
-        y = np.arange(len(d))
-        err = np.vstack([(d["lmg"] - d["ci_low"]).clip(lower=0), (d["ci_high"] - d["lmg"]).clip(lower=0)])
-        ax.barh(y, d["lmg"], color=_MARK, label="LMG (Shapley), 95% interval",
-                xerr=None if np.isnan(err).all() else np.nan_to_num(err), ecolor="grey", capsize=2)
-        ax.plot(d["johnson"], y, "o", color=_OTHER, ms=4, label="Johnson")
-        ax.set_yticks(y, labels, fontsize=8)
-        r2 = d["r2"].iloc[0]
-        ax.set_title(f"{_plain(oid)} ({d['level'].iloc[0]}, R² = {r2:.2f})", fontsize=9)
-        ax.set_xlabel("share of R²", fontsize=8)
+    left, right, pw, wgap = max(_width(t, 8) for t in labels) + _TICK + 0.05, 0.25, 1.35, 0.3
+    titles = {o: _fit(o, pw, 9) for o in outcomes}
+    head = (max(_lines(t) for t in titles.values()) + 1) * 9 * _LINE + 0.08
+    bottom = 2 * 8 * _LINE + _TICK + 0.1
+    row_h = 0.27 * len(kpis) + 0.1
+    hgap = head + bottom
+    width = left + ncols * pw + (ncols - 1) * wgap + right
+    handles = [Patch(color=_MARK, label="LMG (Shapley) share of R², with 95% interval"),
+               plt.Line2D([], [], ls="none", marker="o", color=_OTHER, ms=4, label="Johnson's relative weight")]
+    texts = [h.get_label() for h in handles]
+    at = left if _legend_columns(texts, 8, width - left - 0.1) == len(texts) else 0.1
+    legend_cols = _legend_columns(texts, 8, width - at - 0.1)
+    legend = math.ceil(len(texts) / legend_cols) * 12 / 72 + 0.2
+    height = legend + head + nrows * row_h + (nrows - 1) * hgap + bottom
+    # no shared y axis: the panels after the first would each build ticks for every label
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    _adjust(fig, left, right, bottom, legend + head, hgap=hgap, wgap=wgap, nrows=nrows, ncols=ncols)
+    ylim = (-0.6, len(kpis) - 0.4)
+    pitch = row_h / (ylim[1] - ylim[0]) * 72          # points per metric row
+    shaded = np.arange(len(kpis) - 1, -1, -2)          # every other row shaded, to read across panels
+    # each panel is four artists (bars and intervals as line collections) instead of a patch and
+    # an error bar per metric
+    for i, (ax, oid) in enumerate(zip(axes.flat, outcomes)):
+        d = imp[imp["outcome"] == oid]
+        y = d["kpi"].map(pos).to_numpy(float)
+        lmg = d["lmg"].to_numpy(float)
+        lo, hi = np.fmin(d["ci_low"].to_numpy(float), lmg), np.fmax(d["ci_high"].to_numpy(float), lmg)
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        ax.hlines(shaded, 0, 1, transform=ax.get_yaxis_transform(), colors="#f4f4f4", lw=pitch, zorder=0)
+        ax.hlines(y, 0, lmg, colors=_MARK, lw=0.8 * pitch, capstyle="butt")
+        ax.hlines(y[ok], lo[ok], hi[ok], colors="grey", lw=1.2)
+        ax.plot(np.r_[lo[ok], hi[ok]], np.r_[y[ok], y[ok]], "|", color="grey", ms=4, mew=1.2)
+        ax.plot(d["johnson"], y, "o", color=_OTHER, ms=4)
+        ax.set_title(f"{_plain(titles[oid])}\n{_plain(d['level'].iloc[0])}, R² = {d['r2'].iloc[0]:.2f}",
+                     fontsize=9, y=1)
+        ax.set_xlim(left=0)
+        ax.set_ylim(*ylim)
+        _inner_ticks(ax.xaxis, MaxNLocator(nbins=3, steps=_STEPS))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))    # 0.01, not 0.010
+        ax.tick_params(axis="x", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        if i % ncols == 0:
+            ax.set_yticks(np.arange(len(kpis)), [_plain(t) for t in labels], fontsize=8)
+            ax.tick_params(axis="y", length=0)
+        else:
+            ax.set_yticks([])
     for ax in list(axes.flat)[len(outcomes):]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    for r in range(nrows):                              # one axis label per row of panels
+        row_bottom = bottom + (nrows - 1 - r) * (row_h + hgap)
+        fig.text((left + (width - left - right) / 2) / width, (row_bottom - 8 * _LINE - _TICK - 0.02) / height,
+                 "share of R²", ha="center", va="top", fontsize=8)
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(at / width, 1), ncol=legend_cols,
+               fontsize=8, frameon=False, borderaxespad=0.2)
     return fig
 
 
@@ -154,18 +410,79 @@ def _series(res: LinkageResult, measure: str) -> pd.DataFrame:
     return res.series[res.series["measure"] == measure].sort_values("time")
 
 
-def _trend_line(ax, d: pd.DataFrame, res: LinkageResult, measure: str, colour: str):
+def _trend(d: pd.DataFrame, res: LinkageResult, measure: str):
     t = res.trends[res.trends["measure"] == measure]
-    if t.empty or math.isnan(t["slope"].iloc[0]):
-        return
+    if t.empty or math.isnan(t["slope"].iloc[0]) or d.empty:
+        return None
     weeks = (d["time"] - d["time"].min()).dt.total_seconds() / (7 * 86400)
-    ax.plot(d["time"], t["intercept"].iloc[0] + t["slope"].iloc[0] * weeks, "--", color=colour, lw=1)
+    return t["intercept"].iloc[0] + t["slope"].iloc[0] * weeks
+
+
+def _twin_rows(rows: list, note: str):
+    """One row per item: a metric (teal, left scale) and a second measure (brown, right scale)
+    over the same weeks. Rows share the time axis, so the dates are written once, at the foot.
+
+    Each row is a dict: ``title``, ``left`` and ``right`` as ``(label, time, values, trend or
+    None)``.
+    """
+    n, width, row_h = len(rows), 9.0, 1.75
+    fig, axes = plt.subplots(n, 1, figsize=(width, 1), squeeze=False, sharex=True)
+    lwide, rwide, llines, rlines = 0.0, 0.0, 1, 1
+    for ax, r in zip(axes[:, 0], rows):
+        (ll, lt, lv, ltr), (rl, rt, rv, rtr) = r["left"], r["right"]
+        ax.plot(lt, lv, "o-", color=_MARK, ms=4)
+        if ltr is not None:
+            ax.plot(lt, ltr, "--", color=_MARK, lw=1)
+        ax2 = ax.twinx()
+        ax2.plot(rt, rv, "s-", color=_OTHER, ms=4)
+        if rtr is not None:
+            ax2.plot(rt, rtr, "--", color=_OTHER, lw=1)
+        for a in (ax, ax2):
+            _inner_ticks(a.yaxis, MaxNLocator(nbins=3, steps=_STEPS, min_n_ticks=3))
+            a.tick_params(axis="y", labelsize=8)
+            a.spines["top"].set_visible(False)
+        r["ax2"] = ax2
+        r["ll"], r["rl"] = _fit(ll, row_h - 0.1, 8), _fit(rl, row_h - 0.1, 8)
+        lwide, rwide = max(lwide, _tick_width(ax.yaxis, 8)), max(rwide, _tick_width(ax2.yaxis, 8))
+        llines, rlines = max(llines, _lines(r["ll"])), max(rlines, _lines(r["rl"]))
+    left = lwide + _TICK + llines * 8 * _LINE + 0.08
+    right = rwide + _TICK + rlines * 8 * _LINE + 0.08
+    titles = [_fit(r["title"], width - left - right, 9) for r in rows]
+    head = max(_lines(t) for t in titles) * 9 * _LINE + 0.2
+    top, bottom = 0.4 + head, 2 * 8 * _LINE + _TICK + 0.12
+    height = top + n * row_h + (n - 1) * head + bottom
+    fig.set_size_inches(width, height)
+    _adjust(fig, left, right, bottom, top, hgap=head, nrows=n)
+    for ax, r, title in zip(axes[:, 0], rows, titles):
+        ax.set_ylabel(_plain(r["ll"]), color=_MARK, fontsize=8)
+        r["ax2"].set_ylabel(_plain(r["rl"]), color=_OTHER, fontsize=8)
+        ax.set_title(_plain(title), fontsize=9, y=1)
+    locator = _inner_ticks(axes[-1, 0].xaxis, AutoDateLocator(minticks=3, maxticks=7))
+    axes[-1, 0].xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axes[-1, 0].tick_params(axis="x", labelsize=8)
+    fig.text(0.5, 1 - 0.08 / height, note, ha="center", va="top", fontsize=8)
+    return fig
+
+
+def _join(items) -> str:
+    items = list(dict.fromkeys(str(i) for i in items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _grouped(records: list, key) -> list:
+    """Records grouped by ``key`` (first appearance order): rows that would draw the very same
+    two series (two register metrics on one KPI) become one row naming both."""
+    groups = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    return list(groups.values())
 
 
 def decoupling_charts(res: LinkageResult, names: dict | None = None, only_flagged: bool = True):
     """Metric and outcome over the period (centre level) with their fitted trends.
 
-    One row per metric × outcome (default: only the decoupled ones).
+    One row per metric × outcome (default: only the decoupled ones); metrics on the same KPI
+    (the same series) share a row.
     """
     names = names or {}
     d = res.decoupling[res.decoupling["assessable"]]
@@ -173,42 +490,38 @@ def decoupling_charts(res: LinkageResult, names: dict | None = None, only_flagge
         d = d[d["decoupled"]]
     if d.empty:
         return _empty("No metric improved while its outcome stayed flat or got worse.")
-    fig, axes = plt.subplots(len(d), 1, figsize=(8, 2.6 * len(d)), squeeze=False)
-    for ax, r in zip(axes[:, 0], d.to_dict("records")):
+    rows = []
+    for group in _grouped(d.to_dict("records"), lambda r: (r["kpi"], r["outcome"], round(r["metric_change"], 6))):
+        r = group[0]
         m, o = _series(res, r["kpi"]), _series(res, r["outcome"])
-        ax.plot(m["time"], m["value"], "o-", color=_MARK, label=_plain(r["kpi"]))
-        _trend_line(ax, m, res, r["kpi"], _MARK)
-        ax.set_ylabel(_plain(r["kpi"]), color=_MARK, fontsize=8)
-        ax2 = ax.twinx()
-        ax2.plot(o["time"], o["value"], "s-", color=_OTHER, label=_plain(r["outcome"]))
-        _trend_line(ax2, o, res, r["outcome"], _OTHER)
-        ax2.set_ylabel(_plain(r["outcome"]), color=_OTHER, fontsize=8)
-        ax.set_title(f"{_plain(names.get(r['metric_id'], r['metric_id']))} improved {r['metric_change']:.0%} of its "
-                     f"level over the period; {_plain(r['outcome'])} did not (dashed: fitted trends)", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    return fig
+        who = _join(names.get(g["metric_id"], g["metric_id"]) for g in group)
+        rows.append({"title": f"{who} improved {r['metric_change']:.0%} of {'its' if len(group) == 1 else 'their'} "
+                              f"level; {r['outcome']} did not",
+                     "left": (r["kpi"], m["time"], m["value"], _trend(m, res, r["kpi"])),
+                     "right": (r["outcome"], o["time"], o["value"], _trend(o, res, r["outcome"]))})
+    return _twin_rows(rows, "Centre, week by week over the audit period: the metric (teal circles, left scale) "
+                            "and the outcome (brown squares, right scale); dashed: fitted trends")
 
 
 def counterbalance_charts(res: LinkageResult, names: dict | None = None):
-    """Week by week in each flagged team: the metric and its counterbalance."""
+    """Week by week in each flagged team: the metric and its counterbalance (metrics on the same
+    KPI with the same counterbalance share a row)."""
     names = names or {}
     cb = res.counterbalance[res.counterbalance["worsened"]]
     if cb.empty:
         return _empty("No team where a metric improved while its counterbalance got worse.")
     kpi = dict(zip(res.metrics["metric_id"], res.metrics["kpi"]))
     tw = res.team_week
-    fig, axes = plt.subplots(len(cb), 1, figsize=(8, 2.6 * len(cb)), squeeze=False)
-    for ax, r in zip(axes[:, 0], cb.to_dict("records")):
+    rows = []
+    for group in _grouped(cb.to_dict("records"),
+                          lambda r: (r["team"], kpi[r["metric_id"]], kpi[r["counterbalance"]])):
+        r = group[0]
         g = tw[tw["team"].astype(str) == r["team"]].sort_values("week")
         km, kc = kpi[r["metric_id"]], kpi[r["counterbalance"]]
-        ax.plot(g["week"], g[km], "o-", color=_MARK)
-        ax.set_ylabel(_plain(names.get(r["metric_id"], r["metric_id"])), color=_MARK, fontsize=8)
-        ax2 = ax.twinx()
-        ax2.plot(g["week"], g[kc], "s-", color=_OTHER)
-        ax2.set_ylabel(_plain(names.get(r["counterbalance"], r["counterbalance"])), color=_OTHER, fontsize=8)
-        ax.set_title(f"Team {_plain(r['team'])}: {_plain(r['metric_id'])} and its counterbalance "
-                     f"{_plain(r['counterbalance'])}", fontsize=9)
-        ax.tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    return fig
+        ms, cs = [x["metric_id"] for x in group], [x["counterbalance"] for x in group]
+        rows.append({"title": f"Team {r['team']}: {_join(ms)} and {'its' if len(set(ms)) == 1 else 'their'} "
+                              f"counterbalance {_join(cs)}",
+                     "left": (_names(ms, names), g["week"], g[km], None),
+                     "right": (_names(cs, names), g["week"], g[kc], None)})
+    return _twin_rows(rows, "Team, week by week: the metric (teal circles, left scale) and its counterbalance "
+                            "(brown squares, right scale)")

@@ -367,6 +367,10 @@ def test_charts_draw_what_the_lens_computed(demo_audit):
     labels = {t.get_text() for t in fig.axes[0].texts}
     assert labels == set(funnel.loc[funnel["flagged"], "agent"]) and len(labels) == 3
     assert not any(lbl.startswith("AG0") for lbl in labels)
+    fig.canvas.draw()                       # the three flagged agents sit close: their labels must not overlap
+    from matplotlib.text import Text
+    boxes = [Text.get_window_extent(t) for t in fig.axes[0].texts]      # the text, without its leader line
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     fig = pb.backlog_chart(bh.callback_backlog(demo_audit.table(P.CALLBACKS)))
     assert len(fig.axes) == 2
     fig = pb.bunching_panels(hist, demo_audit.register, demo_audit.kpis, SET)

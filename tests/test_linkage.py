@@ -485,6 +485,23 @@ def test_charts_and_text_render(synthetic_result):
     assert len(table) == len(synthetic_result.classes)
 
 
+def test_charts_fit_client_text_inside_the_figure(synthetic_result):
+    """Margins are set from measured labels (no tight_layout): a long name with a ``$`` is
+    printed literally, cut with an ellipsis, and stays inside the figure."""
+    import matplotlib.pyplot as plt
+    long = "First $ contact resolution as the bonus scheme counts it for every team and every single week"
+    for fig in (PL.association_heatmap(synthetic_result, {"FCR": long}),
+                PL.importance_bars(synthetic_result, {"FCR": long})):
+        fig.canvas.draw()
+        width = fig.bbox.width
+        labels = [t for t in fig.axes[0].get_yticklabels() if t.get_text().startswith("First")]
+        assert labels and all(r"\$" in t.get_text() and t.get_text().endswith("…") for t in labels)
+        for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_visible() and a.get_text()):
+            box = t.get_window_extent()
+            assert box.x0 >= -1 and box.x1 <= width + 1, t.get_text()
+    plt.close("all")
+
+
 # ---------------------------------------------------------------------------------------------
 # the demo client: planted truth and the null centre
 # ---------------------------------------------------------------------------------------------
