@@ -26,9 +26,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import bunching as bn
+from . import distributions as dist
 from .columns import Contact as C
 from .columns import Derived as D
 from .columns import Finding as F
@@ -93,7 +93,7 @@ def _ident(x: str) -> str:
 
 def _bonferroni_z(alpha: float, m: int, two_sided: bool = False) -> float:
     m = max(int(m), 1)
-    return float(stats.norm.isf(alpha / m / (2 if two_sided else 1)))
+    return float(dist.norm_isf(alpha / m / (2 if two_sided else 1)))
 
 
 def _fmt_pct(x: float) -> str:
@@ -324,8 +324,8 @@ def funnel_limits(p0: float, n: np.ndarray, levels=(0.95, 0.998)) -> pd.DataFram
     out = {"n": n}
     for lv in levels:
         lo_q, hi_q = (1 - lv) / 2, (1 + lv) / 2
-        out[f"lower_{lv:g}"] = stats.binom.ppf(lo_q, n, p0) / np.where(n > 0, n, np.nan)
-        out[f"upper_{lv:g}"] = stats.binom.ppf(hi_q, n, p0) / np.where(n > 0, n, np.nan)
+        out[f"lower_{lv:g}"] = dist.binom_ppf(lo_q, n, p0) / np.where(n > 0, n, np.nan)
+        out[f"upper_{lv:g}"] = dist.binom_ppf(hi_q, n, p0) / np.where(n > 0, n, np.nan)
     return pd.DataFrame(out)
 
 
@@ -350,8 +350,8 @@ def short_contact_funnel(signatures: pd.DataFrame, *, settings: BehaviourSetting
         C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
         C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": n.astype(int), "short": k.astype(int),
         "share": share, "p0": p0, "centre_rate": k.sum() / max(n.sum(), 1),
-        "upper": stats.binom.ppf(1 - tail, n, p0) / np.maximum(n, 1),
-        "p_upper": stats.binom.sf(k - 1, n, p0)})
+        "upper": dist.binom_ppf(1 - tail, n, p0) / np.maximum(n, 1),
+        "p_upper": dist.binom_sf(k - 1, n, p0)})
     out["ratio"] = np.where(out["p0"] > 0, out["share"] / out["p0"], np.inf)
     # above the funnel's outer limit, and beyond the Bonferroni level over all agents shown
     # (the binding rule with more than 50 agents), and materially above peers
@@ -425,7 +425,7 @@ def displacement_table(signatures: pd.DataFrame, *, settings: BehaviourSettings 
     zr = _robust_z(r_rate) if have_r and len(s) else np.full(len(s), -np.inf)
     joint = np.minimum(-z_aht, np.maximum(zt, zr))
     m = max(len(s) * (int(have_t) + int(have_r)), 1)
-    c = float(stats.norm.isf(math.sqrt(settings.alpha / m)))
+    c = float(dist.norm_isf(math.sqrt(settings.alpha / m)))
     cols = [s["aht"].to_numpy(float)] + [x for x, ok in ((t_rate, have_t), (r_rate, have_r)) if ok]
     maha = np.full(len(s), np.nan)
     if len(s) > len(cols) + 1:
@@ -769,7 +769,7 @@ def end_of_period_surge(team_day: pd.DataFrame | None, metric_id: str, kpi: str,
             zval = sign * eff / se if se > 0 else math.nan
             # robust errors lean on the few end-of-period days: judge against t with (those days - 1)
             # degrees of freedom, Bonferroni over teams x windows
-            tcrit = float(stats.t.isf(settings.alpha / (max(len(teams), 1) * 2), max(treated - 1, 1)))
+            tcrit = float(dist.t_isf(settings.alpha / (max(len(teams), 1) * 2), max(treated - 1, 1)))
             flagged = improvement >= settings.surge_min_change and np.isfinite(zval) and zval >= tcrit
             when = "on the last working day of the week" if window == "week" else "in the last days of the month"
             detail = (f"{kpi} is {abs(improvement) * 100:.1f} % {'better' if improvement > 0 else 'worse'} {when} "
@@ -822,7 +822,7 @@ def selection_table(signatures: pd.DataFrame, *, settings: BehaviourSettings | N
     tau2 = _tau2(share, v)
     z_top = (share - peer) / np.sqrt(v + tau2)
     joint = np.minimum(-z_resp, z_top)
-    c = float(stats.norm.isf(math.sqrt(settings.alpha / max(len(s), 1))))
+    c = float(dist.norm_isf(math.sqrt(settings.alpha / max(len(s), 1))))
     return pd.DataFrame({
         C.AGENT_ID: s[C.AGENT_ID].to_numpy(), "agent": [pseudonym(a) for a in s[C.AGENT_ID]],
         C.TEAM: s[C.TEAM].to_numpy() if C.TEAM in s else "", "n": n.astype(int), "response_rate": resp,

@@ -69,8 +69,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from . import distributions as dist
 from .columns import Contact, Outcome, Prepared
 from .columns import Register as R
 from .errors import InputDataError
@@ -126,23 +126,9 @@ def spearman(x, y) -> float:
 _BLOCK_CELLS = 1 << 14
 
 
-def _ties(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort of ``v`` for the mid-ranks: value order, and for each observation where its run
-    of tied values starts and ends (end exclusive) in that order."""
-    order = np.argsort(v, kind="mergesort")
-    vs = v[order]
-    new = np.r_[True, vs[1:] != vs[:-1]]
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(v)]
-    run = np.empty(len(v), dtype=np.intp)
-    run[order] = np.cumsum(new) - 1
-    return order, starts[run], ends[run]
-
-
-def _midranks(v: np.ndarray) -> np.ndarray:
-    """``scipy.stats.rankdata(v)`` (average ranks of ties), without its per-call overhead."""
-    _, first, last = _ties(v)
-    return (first + last + 1) / 2.0
+# average ranks of ties (``scipy.stats.rankdata``) without its per-call overhead; shared with
+# the perception lens
+_ties, _midranks = dist.ties, dist.midranks
 
 
 def _weighted_midranks(v: np.ndarray, w: np.ndarray, ties=None) -> np.ndarray:
@@ -535,7 +521,7 @@ def trend(values, times, *, alpha: float = 0.05) -> dict:
     intercept = float(y.mean() - slope * t.mean())
     resid = y - intercept - slope * t
     se = math.sqrt(float(resid @ resid) / (n - 2) / sxx)
-    q = stats.t.ppf(1 - alpha / 2, n - 2)
+    q = dist.t_ppf(1 - alpha / 2, n - 2)
     out.update(slope=slope, ci_low=slope - q * se, ci_high=slope + q * se, intercept=intercept)
     return out
 

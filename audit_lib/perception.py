@@ -50,9 +50,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import anonymity
+from . import distributions as dist
 from .columns import ITEM_BANK, REVERSE_ITEMS, SURVEY_SEP, Register, Survey
 from .errors import InputDataError
 from .findings import finding, make_findings
@@ -428,8 +428,8 @@ def cronbach_alpha(items: pd.DataFrame, *, item: str | None = None, scores: str 
         return math.nan, (math.nan, math.nan)
     df1, df2 = n - 1, (n - 1) * (k - 1)
     tail = (1 - ci) / 2
-    low = 1 - (1 - alpha) * stats.f.isf(tail, df1, df2)
-    high = 1 - (1 - alpha) * stats.f.isf(1 - tail, df1, df2)
+    low = 1 - (1 - alpha) * dist.f_isf(tail, df1, df2)
+    high = 1 - (1 - alpha) * dist.f_isf(1 - tail, df1, df2)
     return float(alpha), (float(low), float(high))
 
 
@@ -535,7 +535,7 @@ def _t_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float
     m = float(x.mean())
     if n < 2:
         return m, math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    half = dist.t_ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
     return m, m - half, m + half
 
 
@@ -660,7 +660,7 @@ def mann_whitney_gap(staff: Sequence[float], managers: Sequence[float], level: f
     if n1 < 1 or n2 < 1:
         return out
     out["gap"] = out["mean_managers"] - out["mean_staff"]
-    ranks = stats.rankdata(np.concatenate([y, x]))
+    ranks = dist.rankdata(np.concatenate([y, x]))
     u = float(ranks[:n2].sum() - n2 * (n2 + 1) / 2)
     n = n1 + n2
     mu = n1 * n2 / 2
@@ -668,14 +668,14 @@ def mann_whitney_gap(staff: Sequence[float], managers: Sequence[float], level: f
     var = n1 * n2 / 12 * ((n + 1) - (ties ** 3 - ties).sum() / (n * (n - 1)))
     if var > 0:
         z = (abs(u - mu) - 0.5) / math.sqrt(var)
-        p = float(min(1.0, 2 * stats.norm.sf(max(z, 0.0))))
+        p = float(min(1.0, 2 * dist.norm_sf(max(z, 0.0))))
     else:
         p = 1.0
     a = u / (n1 * n2)  # common-language effect: P(manager > staff) + ties / 2
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
     se = math.sqrt(max(a * (1 - a) + (n2 - 1) * (q1 - a * a) + (n1 - 1) * (q2 - a * a), 0.0)
                    / (n1 * n2))
-    zc = stats.norm.ppf(0.5 + level / 2)
+    zc = dist.norm_ppf(0.5 + level / 2)
     a_lo, a_hi = max(0.0, a - zc * se), min(1.0, a + zc * se)
     out.update(u=u, p=p, r=2 * a - 1, r_low=2 * a_lo - 1, r_high=2 * a_hi - 1)
     return out
@@ -779,7 +779,7 @@ def kruskal_wallis(data: pd.DataFrame, dv: str, between: str, *,
                groups=[str(x) for x in summary[between]], summary=summary.reset_index(drop=True))
     if k < 2 or n <= k:
         return out
-    ranks = stats.rankdata(np.concatenate(groups))
+    ranks = dist.rankdata(np.concatenate(groups))
     h, start = 0.0, 0
     for x in groups:
         r = ranks[start:start + len(x)]
@@ -789,7 +789,7 @@ def kruskal_wallis(data: pd.DataFrame, dv: str, between: str, *,
     _, ties = np.unique(ranks, return_counts=True)
     correction = 1 - (ties ** 3 - ties).sum() / (n ** 3 - n)
     h = h / correction if correction > 0 else math.nan
-    out.update(h=float(h), p=float(stats.chi2.sf(h, k - 1)), epsilon2=float(h / (n - 1)),
+    out.update(h=float(h), p=float(dist.chi2_sf(h, k - 1)), epsilon2=float(h / (n - 1)),
                eta2_h=float((h - k + 1) / (n - k)))
     return out
 
@@ -844,7 +844,7 @@ def wilson_interval(k: float, n: float, level: float = 0.95) -> tuple[float, flo
     """Wilson score interval for a proportion k / n."""
     if n <= 0:
         return math.nan, math.nan
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = dist.norm_ppf(0.5 + level / 2)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom

@@ -23,6 +23,7 @@ from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
+from . import distributions as dist
 from .bunching import ExcessMassResult
 
 __all__ = ["bunching_chart", "bunching_panels", "funnel_chart", "joint_chart", "backlog_chart"]
@@ -258,7 +259,6 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Very short calls per agent"
         ax.axis("off")
         ax.text(0.5, 0.5, "No agent with enough calls", ha="center", va="center")
         return fig
-    from scipy import stats
     fig, ax = _single((7.5, 4.2), "answered calls", "share of very short calls")
     # limits around the pooled rate of the agents not flagged: a few extreme agents would
     # otherwise lift the centre line and the limits for everyone
@@ -266,7 +266,7 @@ def funnel_chart(funnel: pd.DataFrame, title: str = "Very short calls per agent"
     p0 = float(base["short"].sum() / max(base["n"].sum(), 1))
     n = np.linspace(max(funnel["n"].min() * 0.8, 10), funnel["n"].max() * 1.1, 200)
     for level, style in ((0.95, ":"), (0.998, "--")):
-        up = stats.binom.ppf((1 + level) / 2, np.rint(n), p0) / np.rint(n)
+        up = dist.binom_ppf((1 + level) / 2, np.rint(n), p0) / np.rint(n)
         ax.plot(n, up, color=_GREY, ls=style, lw=1.2, label=f"{level:.1%} limit")
     ax.axhline(p0, color=_GREY, lw=1, label="rate of agents not flagged")
     ok = funnel[~funnel["flagged"]]

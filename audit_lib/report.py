@@ -35,6 +35,7 @@ Kernels
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as dt
 import html as html_mod
@@ -55,6 +56,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -179,7 +181,12 @@ def _skip_iri_format_checker() -> None:
 
 
 def _warm_up() -> None:
-    """Import nbconvert/papermill and compile the HTML templates while the inputs are validated."""
+    """Import nbconvert and compile the HTML templates before the first page is written.
+
+    Run in the background thread once the inputs are prepared, not during validation: it is
+    about a second of Python that would hold the interpreter lock the validation needs, and no
+    page is written before the first notebook finishes.
+    """
     _skip_iri_format_checker()
     with contextlib.suppress(Exception):
         import papermill  # noqa: F401
@@ -495,6 +502,7 @@ class _Result:
     executed: Path | None = None
     title: str = ""
     summary: str = ""
+    pending: Any = None     # the HTML conversion, running in the converter thread (a Future)
 
 
 def _cell_number(nb, index: int) -> tuple[int, str]:
@@ -522,7 +530,10 @@ def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kerne
         request_save_on_cell_execute=False, km=km, launch=launch, setup_code=setup)
 
 
-def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, kernel: _Kernel) -> _Result:
+def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, kernel: _Kernel,
+             converter: concurrent.futures.Executor | None = None) -> _Result:
+    """Execute one notebook in ``kernel``; its HTML page is written by ``converter`` (a thread)
+    when given, so the kernel can start its next notebook meanwhile, else here."""
     import nbformat
     res = _Result(nb_path)
     t0 = time.perf_counter()
@@ -543,9 +554,18 @@ def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, ker
             nb = nbformat.read(executed, as_version=4)
         res.title, res.summary = _title_and_summary(nb)
         res.html = report_dir / f"{nb_path.stem}.html"
-        res.html.write_text(notebook_to_html(nb, res.title or nb_path.stem), encoding="utf-8")
-        shutil.copyfile(executed, report_dir / nb_path.name)
+        if converter is None:
+            _write_page(nb, res.html, res.title or nb_path.stem, executed, report_dir / nb_path.name)
+        else:
+            res.pending = converter.submit(_write_page, nb, res.html, res.title or nb_path.stem, executed,
+                                           report_dir / nb_path.name)
     return res
+
+
+def _write_page(nb, html: Path, title: str, executed: Path, copy: Path) -> None:
+    """The notebook's report page and a copy of the executed notebook next to it."""
+    html.write_text(notebook_to_html(nb, title), encoding="utf-8")
+    shutil.copyfile(executed, copy)
 
 
 def _error_message(res: _Result) -> str:
@@ -645,8 +665,8 @@ class _Worker(threading.Thread):
                     except Exception:  # noqa: BLE001 - a cold start later is only slower
                         self.kernel.stop()
                     continue
-                report_dir, params_path, work = self.args
-                self.results.put((self, _run_one(nb, report_dir, params_path, work, self.kernel)))
+                report_dir, params_path, work, converter = self.args
+                self.results.put((self, _run_one(nb, report_dir, params_path, work, self.kernel, converter)))
         finally:
             self.kernel.stop()
 
@@ -655,7 +675,7 @@ class _Worker(threading.Thread):
 # notebooks use (missing optional modules are skipped).
 _WARM = """\
 import importlib as _kpa_i, importlib.util as _kpa_u
-import pandas, numpy, matplotlib.pyplot, scipy.stats
+import pandas, numpy, matplotlib.pyplot
 for _kpa_m in ("audit_lib.context", "audit_lib.findings", "audit_lib.kpis", "audit_lib.overview",
                "audit_lib.register", "audit_lib.behaviour", "audit_lib.perception", "audit_lib.linkage",
                "audit_lib.scorecard", "audit_lib.site", "audit_lib.anonymity", "audit_lib.plots_register",
@@ -685,10 +705,11 @@ def _small_export(params) -> bool:
     return size / per_row < EARLY_KERNELS_MAX_CONTACTS
 
 
-def _start_workers(n: int, report_dir: Path, params_path: Path, work: Path, registry: _Kernels):
+def _start_workers(n: int, report_dir: Path, params_path: Path, work: Path, registry: _Kernels,
+                   converter: concurrent.futures.Executor | None = None):
     """Start ``n`` notebook workers; each starts its kernel and imports the libraries right away."""
     done: queue.Queue = queue.Queue()
-    workers = [_Worker(i + 1, done, (report_dir, params_path, work), registry) for i in range(n)]
+    workers = [_Worker(i + 1, done, (report_dir, params_path, work, converter), registry) for i in range(n)]
     for w in workers:
         w.inbox.put(_WARM)
         w.start()
@@ -780,6 +801,10 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     registry = _Kernels()
     workers: list = []
     published = False
+    # one background thread writes the notebooks' HTML pages while the kernels go on, and
+    # hashes the input files (hashlib releases the GIL: a 1 GB export takes ~2 s) meanwhile
+    background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-pages")
+    hashes = background.submit(_input_hashes, params)
     try:
         with _signals(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -787,10 +812,9 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                 logging.getLogger(name).setLevel(logging.ERROR)
             out.mkdir(parents=True)
             work.mkdir()
-            threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
             early = _small_export(params)
             if early:  # kernels start and import the libraries while the inputs are validated and prepared
-                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
+                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry, background)
 
             t = time.perf_counter()
             validation = context.validate_inputs(params)
@@ -809,8 +833,9 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             metric_names = ({} if register is None else
                             dict(zip(register[Register.METRIC_ID].astype(str), register[Register.NAME].astype(str))))
             del validation, register  # the loaded contacts are no longer needed; free them before the notebooks run
+            background.submit(_warm_up)
             if not early:  # large export: kernels start only now, so they do not add to the runner's peak
-                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry)
+                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry, background)
 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
@@ -825,12 +850,15 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                 raise RunError(_failure(failures[0], client_dir, report_dir.name, progress))
 
             t = time.perf_counter()
+            for r in results:       # every page written (an error in writing one is raised here)
+                if r.pending is not None:
+                    r.pending.result()
             sections = [{"title": r.title or r.path.stem, "href": r.html.name, "summary": r.summary}
                         for r in sorted(results, key=lambda r: r.path.name)]
             frames = [fnd.read_json(p) for p in sorted((work / "findings").glob("*.json"))]
             all_findings = fnd.concat(frames)
             fnd.write_json(all_findings, out / "findings.json")
-            provenance = _provenance(params, started_at, timings, parallel, nb_dir)
+            provenance = _provenance(params, started_at, timings, parallel, nb_dir, hashes.result())
             comparison = _comparison(params, all_findings, report_dir.name, progress)
             _write_index(out, params, sections, all_findings, provenance, comparison, metric_names)
             _write_xlsx(out, all_findings)
@@ -861,6 +889,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     finally:
         if workers:
             _stop_workers(workers, registry)
+        # a page being written (at most one) finishes before its folder is removed
+        background.shutdown(wait=True, cancel_futures=True)
         _rmtree(tmp)
         if created_client_dir and not published:
             with contextlib.suppress(OSError):
@@ -893,11 +923,16 @@ def _failure(res: _Result, client_dir: Path, period: str, progress) -> str:
     return f"{message}. Rendered for diagnosis in {failed_dir}; the previous report was not changed."
 
 
-def _provenance(params, started_at, timings, parallel, nb_dir: Path) -> dict:
+def _input_hashes(params) -> dict:
+    """``{input name: {path, sha256, bytes}}`` of every input file."""
     from . import context
-    inputs = {}
-    for name, path in sorted(context.input_files(params).items()):
-        inputs[name] = {"path": str(path), "sha256": context.sha256_file(path), "bytes": path.stat().st_size}
+    return {name: {"path": str(path), "sha256": context.sha256_file(path), "bytes": path.stat().st_size}
+            for name, path in sorted(context.input_files(params).items())}
+
+
+def _provenance(params, started_at, timings, parallel, nb_dir: Path, inputs: dict | None = None) -> dict:
+    from . import context
+    inputs = _input_hashes(params) if inputs is None else inputs
     return {
         "client": getattr(params, "client", ""), "period": str(getattr(params, "period", "")),
         "params_file": {"path": str(params.source), "sha256": context.sha256_file(params.source)},
