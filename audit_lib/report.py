@@ -408,7 +408,8 @@ def _register_engine():
 
 
 # Run silently in a reused kernel before each notebook: a fresh namespace, matplotlib settings
-# as the kernel started with, default pandas options, the notebook's folder and name.
+# as the kernel started with, default pandas options, the notebook's folder and name. One
+# %reset (it collects garbage: ~0.15 s); the setup's own names are deleted at the end.
 _SETUP = """\
 get_ipython().run_line_magic("reset", "-f")
 import os as _kpa_os, warnings as _kpa_w
@@ -428,7 +429,7 @@ _kpa_os.environ["JPY_SESSION_NAME"] = {path!r}
 _kpa_os.chdir({folder!r})
 get_ipython().run_line_magic("config", "InlineBackend.print_figure_kwargs = {{'bbox_inches': None}}")
 get_ipython().execution_count = 1
-get_ipython().run_line_magic("reset", "-f")
+del _kpa_os, _kpa_w, _kpa_m, _kpa_plt, _kpa_pd
 """
 
 
