@@ -374,18 +374,21 @@ def _engine_classes():
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
                                      stderr_file=None, start_timeout=60, execution_timeout=None,
-                                     km=None, launch=None, setup_code="", **kwargs):
+                                     km=None, kc=None, launch=None, setup_code="", **kwargs):
             kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
             final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
                                  kernel_name=kernel_name, log_output=False, km=km)
             client = AuditClient(nb_man, **final)
             client.setup_code = setup_code
             client.log.setLevel(logging.ERROR)
+            if kc is not None:  # the kernel's connected client, kept for its next notebook
+                client.kc = kc
+                kc.allow_stdin = False
             try:
                 # launch options (env, log files) only matter when the kernel is not running yet
                 return client.execute(**(launch or {}))
             finally:
-                if client.kc is not None:
+                if client.kc is not None and client.kc is not kc:
                     client.kc.stop_channels()
 
     return AuditEngine, IpcKernelManager
@@ -439,6 +442,7 @@ class _Kernel:
     def __init__(self, number: int, work: Path, registry: "_Kernels"):
         self.number, self.work, self.registry = number, work, registry
         self.km = None
+        self.kc = None      # the client warm() connected: reused by every notebook of this kernel
         self.log = None
 
     def manager(self, first_nb: Path | None = None):
@@ -473,12 +477,27 @@ class _Kernel:
             while time.monotonic() < deadline:
                 msg = run_sync(kc.get_shell_msg)(timeout=300)
                 if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    return
-        finally:
+                    break
+        except BaseException:
             kc.stop_channels()
+            raise
+        # kept connected: a new client per notebook would wait ~0.25 s in wait_for_ready (its
+        # IOPub check and flush time out at 0.2 s each) before the first cell
+        self.kc = kc
+
+    def client(self):
+        """The connected client of this kernel, or None (the notebook client then makes one)."""
+        kc = self.kc
+        if kc is not None and not kc.channels_running:
+            kc, self.kc = None, None
+        return kc
 
     def stop(self) -> None:
         """Shut the kernel down (from the owning thread) and remove its sockets and log handle."""
+        kc, self.kc = self.kc, None
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
         km, self.km = self.km, None
         if km is not None:
             with contextlib.suppress(Exception):
@@ -528,7 +547,7 @@ def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kerne
     return pm.execute_notebook(
         str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
         engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
-        request_save_on_cell_execute=False, km=km, launch=launch, setup_code=setup)
+        request_save_on_cell_execute=False, km=km, kc=kernel.client(), launch=launch, setup_code=setup)
 
 
 def _run_one(nb_path: Path, report_dir: Path, params_path: Path, work: Path, kernel: _Kernel,
