@@ -12,144 +12,34 @@ with an ellipsis, to a known width).
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
 from . import distributions as dist
 from .bunching import ExcessMassResult
+from .chart_text import LINE as _LINE
+from .chart_text import STEPS as _STEPS
+from .chart_text import TICK as _TICK
+from .chart_text import fit as _fit
+from .chart_text import inner_ticks as _inner_ticks
+from .chart_text import legend_columns as _legend_columns
+from .chart_text import plain as _plain
+from .chart_text import text_width as _width
+from .chart_text import tick_width as _tick_width
 
 __all__ = ["bunching_chart", "bunching_panels", "funnel_chart", "joint_chart", "backlog_chart"]
 
 _ACTUAL, _CF, _FLAG, _GREY = "#4c72b0", "#c44e52", "#dd8452", "#8c8c8c"
 
 
-def _plain(text) -> str:
-    return str(text).replace("$", r"\$")
-
-
-# ---------------------------------------------------------------------------------------------
-# layout without tight_layout: text measured once, margins in inches
-# ---------------------------------------------------------------------------------------------
-
-_LINE = 1.25 / 72        # inches per point of font size, one line of text with its leading
-_TICK = 0.13             # tick length, pad and a little air, inches
-_STEPS = [1, 2, 2.5, 5, 10]   # round tick steps (MaxNLocator would also use 1.5, 3, 4, 6, 8)
-
-
-@functools.lru_cache(maxsize=1024)
-def _line_width(line: str, size: float, dpi: float, font: tuple) -> float:
-    from matplotlib.backends.backend_agg import RendererAgg
-    return RendererAgg(1, 1, dpi).get_text_width_height_descent(line, FontProperties(size=size), False)[0] / dpi
-
-
-_ADVANCES: dict = {}
-
-
-def _width(text, size: float) -> float:
-    """Width in inches of the widest line of ``text`` (plain, as drawn) at ``size`` points, at the
-    figure resolution.
-
-    Summed from each character's (hinted) advance, measured once per character: laying out a
-    whole line costs about a millisecond, and so many labels are measured that it shows. The
-    sum leaves out kerning, so it is never short of the drawn width (at most about 1 % over).
-    A line with a character the font lacks (drawn from a fallback font) is laid out in full.
-    """
-    from matplotlib.backends.backend_agg import get_hinting_flag
-    rc = plt.rcParams
-    dpi = rc["figure.dpi"]
-    key = (size, dpi, tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), rc["font.weight"], rc["text.hinting"])
-    if key not in _ADVANCES:
-        font = get_font(findfont(FontProperties(size=size)))
-        _ADVANCES[key] = (font, set(font.get_charmap()), {})
-    font, charmap, advances = _ADVANCES[key]
-    widest = 0.0
-    for line in str(text).split("\n"):
-        if not all(ord(c) in charmap for c in line):
-            widest = max(widest, _line_width(line, size, dpi, key[2:]))
-            continue
-        width = 0.0
-        for c in line:
-            if c not in advances:
-                font.set_size(size, dpi)          # the font object is matplotlib's own, shared: size it each time
-                advances[c] = font.load_char(ord(c), flags=get_hinting_flag()).horiAdvance / 64 / dpi
-            width += advances[c]
-        widest = max(widest, width)
-    return widest
-
-
-def _cut(text: str, width: float, size: float) -> str:
-    """``text`` cut with an ellipsis to fit ``width`` inches."""
-    if _width(text, size) <= width:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _width(text[:mid].rstrip() + "…", size) <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo].rstrip() + "…"
-
-
-def _fit(text, width: float, size: float, lines: int = 2) -> str:
-    """Caller text wrapped at spaces to ``width`` inches, at most ``lines`` lines (the rest cut
-    with an ellipsis). Returns plain text: escape it with :func:`_plain` before drawing."""
-    text = " ".join(str(text).split())
-    if _width(text, size) <= width:
-        return text
-    out, current = [], ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if current and _width(candidate, size) > width:
-            out.append(current)
-            current = word
-        else:
-            current = candidate
-    out.append(current)
-    if len(out) > lines:
-        out = out[:lines - 1] + [" ".join(out[lines - 1:])]
-    return "\n".join(_cut(line, width, size) for line in out)
-
-
 def _lines(text: str) -> int:
     return str(text).count("\n") + 1 if text else 0
-
-
-def _tick_width(axis, size: float) -> float:
-    """Width in inches of the widest tick label ``axis`` will draw (its limits as they stand)."""
-    lo, hi = sorted(axis.get_view_interval())
-    eps = 1e-9 * (hi - lo)
-    ticks = [t for t in axis.get_major_locator()() if lo - eps <= t <= hi + eps]
-    return max((_width(t, size) for t in axis.get_major_formatter().format_ticks(ticks)), default=0.0)
-
-
-def _inner_ticks(axis, locator):
-    """Fix ``axis``'s ticks to those ``locator`` places inside the limits as they stand now (a
-    locator also returns ticks just outside them, and every tick is an object to build)."""
-    locator.set_axis(axis)
-    lo, hi = sorted(axis.get_view_interval())
-    eps = 1e-9 * (hi - lo)
-    t = np.asarray(locator(), float)
-    inside = t[(t >= lo - eps) & (t <= hi + eps)]
-    axis.set_major_locator(FixedLocator(inside) if len(inside) else locator)
-    return locator
-
-
-def _legend_columns(labels, size: float, width: float) -> int:
-    """How many legend columns fit in ``width`` inches (entries are laid out row by row)."""
-    entries = [_width(t, size) + 0.55 for t in labels]    # handle, its gap and the space between columns
-    for n in range(len(entries), 1, -1):
-        if sum(max(entries[j::n]) for j in range(n)) <= width:
-            return n
-    return 1
 
 
 def _single(figsize, xlabel: str, ylabel: str):

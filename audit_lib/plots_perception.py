@@ -15,6 +15,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
+from .chart_text import plain as _plain
 from .perception import LIKERT_LABELS, MEDIUM_R, THEMES
 from .plots_register import fit_width, shorten, text_width
 
@@ -22,10 +23,6 @@ __all__ = ["LIKERT_COLOURS", "diverging_bars", "gap_chart", "index_chart", "them
 
 #: colour-blind-safe diverging palette (brown = disagree, grey = neutral, teal = agree)
 LIKERT_COLOURS = ("#8c510a", "#d8b365", "#c7c7c7", "#5ab4ac", "#01665e")
-
-
-def _plain(text) -> str:
-    return str(text).replace("$", r"\$")
 
 
 def _item_label(item: str, reverse: bool) -> str:

@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
+from .chart_text import plain
 from .register import TENSION_CODES
 from .site import styled_table
 
@@ -27,10 +28,6 @@ __all__ = ["TENSION_COLOURS", "fit_width", "plain", "plot_targets", "plot_tensio
 TENSION_COLOURS = ("#f4f4f4", "#6baed6", "#74c476", "#fdae6b", "#de2d26")
 _TEAM_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
-
-def plain(text) -> str:
-    """Text for a matplotlib label, with ``$`` escaped so mathtext never interprets client text."""
-    return str(text).replace("\\", "\\\\").replace("$", r"\$")
 
 
 def shorten(text, limit: int) -> str:

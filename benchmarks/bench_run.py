@@ -42,12 +42,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "benchmarks" / "README.md"
 START, END = "<!-- bench_run:start -->", "<!-- bench_run:end -->"
 
-IMPORTS = ("import pandas, numpy, matplotlib.pyplot, scipy.stats\n"
-           "import audit_lib.context, audit_lib.findings, audit_lib.overview\n"
-           "import importlib\n"
-           "mods = ['audit_lib.register', 'audit_lib.behaviour', 'audit_lib.perception', 'audit_lib.linkage',"
-           " 'audit_lib.scorecard', 'audit_lib.site']\n"
-           "_ = [importlib.import_module(m) for m in mods if importlib.util.find_spec(m)]\n")
+# the imports-only notebook imports exactly what the runner's kernels import before the first
+# notebook (the libraries and every audit_lib module the notebooks use)
+sys.path.insert(0, str(ROOT))
+from audit_lib.report import _WARM as IMPORTS  # noqa: E402
 
 
 def dataset(size: str, fmt: str) -> Path:

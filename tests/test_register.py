@@ -571,6 +571,11 @@ def test_client_text_is_escaped_in_tables_and_charts():
     html = pr.show_table(rg.register_overview(pd.DataFrame(rows), LIB)).to_html()
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html
     assert pr.plain("A $x$") == r"A \$x\$"
+    # what matplotlib draws: the text as the client wrote it, backslashes not doubled
+    import matplotlib.text
+    shown = matplotlib.text.Text()._preprocess_math
+    for text in ("A $x$ costs $5", "C:\\exports\\q3", "50% of $ spent"):
+        assert shown(pr.plain(text)) == (text, False)
 
 
 def test_flagged_table_lists_only_flagged_register_rows():
