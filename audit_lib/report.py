@@ -58,8 +58,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .columns import Register
 from .errors import AuditError, ParamsError, RunError
 
@@ -326,7 +324,7 @@ class _Kernels:
 
 
 def _engine_classes():
-    """Papermill engine and kernel manager: this interpreter, IPC sockets, reusable kernels.
+    """The papermill engine that runs notebooks in reusable kernels (see :func:`_kernel_manager_class`).
 
     ``AuditEngine`` accepts a kernel manager (``km``) that may already run a kernel: it then
     executes the notebook in that kernel and leaves it running for the next notebook, after a
@@ -334,29 +332,9 @@ def _engine_classes():
     Reusing two kernels for the whole run saves importing pandas, SciPy, statsmodels and
     matplotlib once per notebook (the bulk of a notebook's time on small data).
     """
-    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine
     from papermill.utils import merge_kwargs, remove_args
-
-    class ThisPythonSpecs(KernelSpecManager):
-        """Every kernel name resolves to this interpreter, whatever kernelspecs the machine has."""
-
-        def get_kernel_spec(self, kernel_name, *args, **kwargs):
-            return KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
-
-    class IpcKernelManager(AsyncKernelManager):
-        def __init__(self, **kw):
-            kw.setdefault("kernel_spec_manager", ThisPythonSpecs())
-            super().__init__(**kw)
-            self.transport = "ipc"  # local sockets: no TCP port, nothing to eavesdrop on
-            # sockets in a private, short folder (a socket path must stay under ~100 characters;
-            # the default would drop them into the kernel's working folder)
-            self.socket_dir = tempfile.mkdtemp(prefix=f"{_SOCKET_PREFIX}{os.getpid()}-")
-            os.chmod(self.socket_dir, 0o700)
-            self.ip = os.path.join(self.socket_dir, "k")
 
     class AuditClient(PapermillNotebookClient):
         setup_code = ""
@@ -391,23 +369,57 @@ def _engine_classes():
                 if client.kc is not None and client.kc is not kc:
                     client.kc.stop_channels()
 
-    return AuditEngine, IpcKernelManager
+    return AuditEngine
 
 
 _ENGINE = "kpi-audit"
 _engine_lock = threading.Lock()
 _KM_CLASS = None
+_ENGINE_REGISTERED = False
+
+
+def _kernel_manager_class():
+    """Kernel manager for this interpreter over IPC sockets (jupyter_client only, so the kernels
+    can start before papermill and nbformat are imported)."""
+    global _KM_CLASS
+    with _engine_lock:
+        if _KM_CLASS is not None:
+            return _KM_CLASS
+        from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+        from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+        from jupyter_client.manager import AsyncKernelManager
+
+        class ThisPythonSpecs(KernelSpecManager):
+            """Every kernel name resolves to this interpreter, whatever kernelspecs the machine has."""
+
+            def get_kernel_spec(self, kernel_name, *args, **kwargs):
+                return KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+
+        class IpcKernelManager(AsyncKernelManager):
+            def __init__(self, **kw):
+                kw.setdefault("kernel_spec_manager", ThisPythonSpecs())
+                super().__init__(**kw)
+                self.transport = "ipc"  # local sockets: no TCP port, nothing to eavesdrop on
+                # sockets in a private, short folder (a socket path must stay under ~100 characters;
+                # the default would drop them into the kernel's working folder)
+                self.socket_dir = tempfile.mkdtemp(prefix=f"{_SOCKET_PREFIX}{os.getpid()}-")
+                os.chmod(self.socket_dir, 0o700)
+                self.ip = os.path.join(self.socket_dir, "k")
+
+        _KM_CLASS = IpcKernelManager
+        return _KM_CLASS
 
 
 def _register_engine():
     """Register the engine with papermill once; return the kernel manager class."""
-    global _KM_CLASS
+    global _ENGINE_REGISTERED
+    km_class = _kernel_manager_class()
     from papermill.engines import papermill_engines
     with _engine_lock:
-        if _KM_CLASS is None:
-            engine, _KM_CLASS = _engine_classes()
-            papermill_engines.register(_ENGINE, engine)
-    return _KM_CLASS
+        if not _ENGINE_REGISTERED:
+            papermill_engines.register(_ENGINE, _engine_classes())
+            _ENGINE_REGISTERED = True
+    return km_class
 
 
 # Run silently in a reused kernel before each notebook: a fresh namespace, matplotlib settings
@@ -447,8 +459,7 @@ class _Kernel:
 
     def manager(self, first_nb: Path | None = None):
         if self.km is None:
-            km_class = _register_engine()
-            self.km = km_class(kernel_name="python3")
+            self.km = _kernel_manager_class()(kernel_name="python3")
             logs = self.work / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             self.log = open(logs / f"kernel-{self.number}.log", "a", encoding="utf-8")  # noqa: SIM115
@@ -468,6 +479,7 @@ class _Kernel:
         if not km.has_kernel:
             # like nbclient: no IPython history database (two kernels would share one SQLite file)
             run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], **launch)
+        _register_engine()  # papermill loads here while the new kernel starts up
         kc = km.client()
         kc.start_channels()
         try:
@@ -540,6 +552,7 @@ def _cell_number(nb, index: int) -> tuple[int, str]:
 
 def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kernel: _Kernel):
     import papermill as pm
+    _register_engine()
     km, launch = kernel.manager(nb_path)
     setup = _SETUP.format(stem=nb_path.stem, path=str(nb_path), folder=str(nb_path.parent))
     # written once at the end (or when a cell fails), not at every cell's start and end: papermill
@@ -883,6 +896,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             _write_index(out, params, sections, all_findings, provenance, comparison, metric_names)
             _write_xlsx(out, all_findings)
             if getattr(getattr(params, "privacy", None), "pseudonymise_agents", True):
+                import pandas as pd
                 agents = pd.read_parquet(work / "prepared" / "agent_signatures.parquet", columns=["agent_id"])
                 key = privacy.load_or_create_key(privacy.restricted_dir(client_dir))
                 privacy.write_mapping(agents["agent_id"], key,
