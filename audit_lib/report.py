@@ -31,7 +31,11 @@ Privacy
 Kernels
     Every kernel runs this interpreter (``sys.executable``) over IPC sockets (no TCP port,
     hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in the work folder,
-    so the console shows only the runner's progress lines.
+    so the console shows only the runner's progress lines. Two kernels start and import the
+    libraries while the inputs are validated (for small exports), and each runs several
+    notebooks through one connected client, its namespace reset in between; the longest
+    notebooks (by the client's previous report) start first. A background thread writes the
+    HTML pages and hashes the inputs meanwhile.
 """
 from __future__ import annotations
 
