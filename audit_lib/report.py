@@ -189,7 +189,6 @@ def _warm_up() -> None:
     about a second of Python that would hold the interpreter lock the validation needs, and no
     page is written before the first notebook finishes.
     """
-    _skip_iri_format_checker()
     with contextlib.suppress(Exception):
         import papermill  # noqa: F401
         from nbformat.v4 import new_code_cell, new_notebook
@@ -968,9 +967,9 @@ def _input_hashes(params) -> dict:
             for name, path in sorted(context.input_files(params).items())}
 
 
-def _provenance(params, started_at, timings, parallel, nb_dir: Path, inputs: dict | None = None) -> dict:
+def _provenance(params, started_at, timings, parallel, nb_dir: Path, inputs: dict) -> dict:
+    """run.json's content; ``inputs`` is :func:`_input_hashes` (computed in the background)."""
     from . import context
-    inputs = _input_hashes(params) if inputs is None else inputs
     return {
         "client": getattr(params, "client", ""), "period": str(getattr(params, "period", "")),
         "params_file": {"path": str(params.source), "sha256": context.sha256_file(params.source)},
