@@ -22,7 +22,6 @@ import fcntl
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from .columns import Contact as C
 from .columns import Outcome as O
 from .columns import Register as R
 from .columns import Survey as S
+from .demo_header import header_line, read_header
 from .errors import ParamsError, RunError
 
 __all__ = [
@@ -76,7 +76,6 @@ FILES = {"register": "register.csv", "contacts": "contacts.csv", "survey": "surv
          "outcomes": "outcomes.csv", "params": "params.yaml", "expected": "expected_findings.json"}
 
 _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-_HEADER_TAG = "# demo-generator:"
 
 
 @dataclass(frozen=True)
@@ -896,8 +895,7 @@ def params_text(prefix: str = "", *, quarter: int = 1, null: bool = False, seed:
         "privacy": {"pseudonymise_agents": True},
         "perception": {"labels": dict(SURVEY_LABELS)},
     }
-    header = (f"{_HEADER_TAG} quarter={quarter} null={str(bool(null)).lower()} seed={int(seed)} "
-              f"contacts={int(contacts)} format={fmt}\n"
+    header = (header_line(quarter=quarter, null=null, seed=seed, contacts=contacts, fmt=fmt) + "\n"
               f"# {CLIENT} demo client ({'nothing planted' if null else 'planted behaviours'}), "
               f"{q.period}. Paths are relative to this file.\n")
     return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
@@ -1110,9 +1108,6 @@ def generate(out_dir, *, null: bool = False, contacts: int = 150_000, seed: int 
     return out_dir / FILES["params"]
 
 
-_SETTINGS = re.compile(r"quarter=(\d) null=(true|false) seed=(-?\d+) contacts=(\d+) format=(csv|parquet)")
-
-
 def ensure_demo_inputs(params_path) -> bool:
     """Generate a demo params file's inputs when they are missing; return True when it did.
 
@@ -1122,25 +1117,12 @@ def ensure_demo_inputs(params_path) -> bool:
     fresh clone: a lock makes one of them generate while the others wait.
     """
     path = Path(params_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParamsError(f"cannot read params file {path}: {exc.strerror}; check the path.") from exc
-    first = text.splitlines()[0] if text else ""
-    if not first.startswith(_HEADER_TAG):
+    header = read_header(path)
+    if header is None:
         return False
-    match = _SETTINGS.search(first)
-    if match is None:
-        return False
-    quarter, null, seed, contacts, fmt = match.groups()
-    try:
-        doc = yaml.safe_load(text) or {}
-        inputs = {k: path.parent / v["path"] for k, v in doc["inputs"].items()}
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
-        raise ParamsError(f"{path}: the demo params file is damaged ({exc}); restore it from the "
-                          "repository or regenerate it with `kpi-audit demo`.") from exc
+    inputs = header.inputs
     folders = {p.resolve().parent for p in inputs.values()}
-    if all(p.exists() for p in inputs.values()) or len(folders) != 1:
+    if not header.missing() or len(folders) != 1:
         return False
     out_dir = folders.pop()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1148,8 +1130,8 @@ def ensure_demo_inputs(params_path) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if all(p.exists() for p in inputs.values()):
             return False          # another process generated them while we waited
-        generate(out_dir, null=null == "true", contacts=int(contacts), seed=int(seed),
-                 quarter=int(quarter), fmt=fmt)
+        generate(out_dir, null=header.null, contacts=header.contacts, seed=header.seed,
+                 quarter=header.quarter, fmt=header.fmt)
     missing = [str(p) for p in inputs.values() if not p.exists()]
     if missing:
         raise RunError(f"generating the demo inputs for {path} did not produce {', '.join(missing)}; "

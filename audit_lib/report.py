@@ -156,13 +156,53 @@ _export_lock = threading.Lock()
 _exporter_instance = None
 
 
+_NO_ALT_IMG = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
+# the elements nbconvert makes focusable: a cell's (markdown) input and each output area
+_FOCUSABLE_DIV = re.compile(r'(<div class="(?:[^"]*\s)?(?:jp-Cell-inputWrapper|jp-OutputArea-output)(?:\s[^"]*)?")'
+                            r'(?![^>]*\stabindex=)')
+#: the words nbconvert gives a figure that has no description
+IMAGE_ALT = "No description has been provided for this image"
+
+
 def _exporter():
     """One HTML exporter per process: its templates compile once (callers hold ``_export_lock``)."""
     global _exporter_instance
     if _exporter_instance is None:
         from nbconvert import HTMLExporter
-        exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
-                                exclude_output_prompt=True, embed_images=True)
+        from nbconvert.exporters.templateexporter import TemplateExporter
+
+        class _PageExporter(HTMLExporter):
+            """nbconvert's lab HTML without its two costly extras (half the runner's CPU on the demo).
+
+            ``HTMLExporter.from_notebook_node`` parses the finished page with BeautifulSoup only
+            to give images without ``alt`` a placeholder description and make cell inputs and
+            output areas focusable, then serialises it again: ~0.2 s per report page. The same two
+            attributes are added here by pattern (the page is nbconvert's own markup; client
+            text in it is escaped, so it holds no raw ``<img`` or ``<div``). Exporter also
+            validates the notebook against the schema after each of its 12 preprocessors; the
+            notebook comes straight from papermill, which has validated it.
+            """
+
+            def _validate_preprocessor(self, nbc, preprocessor):
+                return None
+
+            def from_notebook_node(self, nb, resources=None, **kw):
+                from nbconvert.filters.highlight import Highlight2HTML
+                from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+                lang = nb.metadata.get("language_info", {})
+                lexer = lang.get("pygments_lexer", lang.get("name", None))
+                resources = self._init_resources(resources)
+                self.register_filter("highlight_code", self.filters.get(
+                    "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+                self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                    notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+                page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+                page = _NO_ALT_IMG.sub(f'<img alt="{IMAGE_ALT}"', page)
+                return _FOCUSABLE_DIV.sub(r'\1 tabindex="0"', page), resources
+
+        exporter = _PageExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                                 exclude_output_prompt=True, embed_images=True)
         exporter.log.setLevel(logging.ERROR)
         _exporter_instance = exporter
     return _exporter_instance
@@ -183,7 +223,7 @@ def _skip_iri_format_checker() -> None:
 
 
 def _warm_up() -> None:
-    """Import nbconvert and compile the HTML templates before the first page is written.
+    """Import nbconvert and compile the HTML templates before the first page is written, and the index step's modules.
 
     Run in the background thread once the inputs are prepared, not during validation: it is
     about a second of Python that would hold the interpreter lock the validation needs, and no
@@ -193,6 +233,13 @@ def _warm_up() -> None:
         import papermill  # noqa: F401
         from nbformat.v4 import new_code_cell, new_notebook
         notebook_to_html(new_notebook(cells=[new_code_cell("1")]), "warm-up")
+    # what the index step needs (openpyxl alone is 0.3 s of imports), loaded while the notebooks
+    # run instead of after the last one
+    with contextlib.suppress(Exception):
+        import openpyxl.styles  # noqa: F401
+        import openpyxl.utils  # noqa: F401
+
+        from . import privacy, site  # noqa: F401
 
 
 def notebook_to_html(nb, title: str = "", back_href: str = "index.html") -> str:
@@ -731,8 +778,7 @@ def _small_export(params) -> bool:
     Estimated from the file size (about 100 bytes per contact in CSV/XLSX, 15 in Parquet), since
     the row count is known only after reading it.
     """
-    from . import context
-    path = context.input_files(params).get("contacts")
+    path = getattr(getattr(params.inputs, "contacts", None), "path", None)
     try:
         size = path.stat().st_size
     except (OSError, AttributeError):
@@ -811,7 +857,9 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
         A notebook or step failed; the previous report is untouched and the failing notebook
         is rendered into ``<period>.failed-<timestamp>/``.
     """
-    from . import context, findings as fnd, privacy
+    # only the params (pydantic) before the kernels start: pandas, DuckDB and the lenses' modules
+    # are imported while the kernels boot
+    from .demo_header import read_header
     from .params import load_params
 
     _skip_iri_format_checker()
@@ -824,7 +872,10 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     notebooks = notebooks_in(nb_dir)
 
     if params_path.is_file():
-        context._ensure_inputs(params_path)  # a demo params file regenerates missing inputs
+        demo_inputs = read_header(params_path)
+        if demo_inputs is not None and demo_inputs.missing():  # a demo params file regenerates missing inputs
+            from . import context
+            context._ensure_inputs(params_path)
     params = load_params(params_path)
     client_dir, report_dir = _check_target(params)
     progress(f"Audit {getattr(params, 'client', '')} · {report_dir.name} → {report_dir}")
@@ -840,7 +891,6 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     # one background thread writes the notebooks' HTML pages while the kernels go on, and
     # hashes the input files (hashlib releases the GIL: a 1 GB export takes ~2 s) meanwhile
     background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-pages")
-    hashes = background.submit(_input_hashes, params)
     try:
         with _signals(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -851,6 +901,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             early = _small_export(params)
             if early:  # kernels start and import the libraries while the inputs are validated and prepared
                 workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry, background)
+            from . import context, findings as fnd, privacy
+            hashes = background.submit(_input_hashes, params)
 
             t = time.perf_counter()
             validation = context.validate_inputs(params)

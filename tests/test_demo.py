@@ -733,6 +733,21 @@ def test_ensure_demo_inputs_leaves_other_params_alone(tmp_path):
         demo.ensure_demo_inputs(tmp_path / "missing.yaml")
 
 
+def test_demo_header_reads_back_what_params_text_wrote(tmp_path):
+    from audit_lib.demo_header import read_header
+    path = tmp_path / "p.yaml"
+    path.write_text(demo.params_text("data/", quarter=2, null=True, seed=7, contacts=2_000, fmt="parquet"))
+    header = read_header(path)
+    assert (header.quarter, header.null, header.seed, header.contacts, header.fmt) == (2, True, 7, 2_000, "parquet")
+    assert header.inputs["contacts"] == tmp_path / "data" / "contacts.parquet"
+    assert set(header.missing()) == set(header.inputs.values())      # nothing generated yet
+    path.write_text(path.read_text().split("\n", 1)[0] + "\ninputs: [unclosed\n")
+    with pytest.raises(ParamsError, match="damaged"):
+        read_header(path)
+    path.write_text("client: x\n")
+    assert read_header(path) is None
+
+
 def test_bundled_params_record_the_default_demo():
     first = (REPO / "params" / "demo.yaml").read_text(encoding="utf-8").splitlines()[0]
     assert first == "# demo-generator: quarter=1 null=false seed=20260701 contacts=150000 format=csv"

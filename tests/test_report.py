@@ -103,6 +103,46 @@ def test_html_opens_offline(published):
     assert "open_audit" not in overview          # code hidden
 
 
+def _same_tree(page: str) -> str:
+    from bs4 import BeautifulSoup
+    return str(BeautifulSoup(page, features="html.parser"))
+
+
+def test_pages_are_nbconvert_lab_pages(published):
+    """Reference: nbconvert's own HTMLExporter (same options). The runner's exporter skips its
+    BeautifulSoup pass, so the text differs in serialisation only: parsed, the trees are equal
+    (same alt texts on figures, same focusable cells)."""
+    from nbconvert import HTMLExporter
+    ref = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                       exclude_output_prompt=True, embed_images=True)
+    for nb_path in sorted(published.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        ours, _ = report._exporter().from_notebook_node(nb, resources={"metadata": {"name": nb_path.stem}})
+        theirs, _ = ref.from_notebook_node(nb, resources={"metadata": {"name": nb_path.stem}})
+        assert _same_tree(ours) == _same_tree(theirs), nb_path.name
+    page = (published / "02_behaviour.html").read_text(encoding="utf-8")
+    assert page.count("<img") == page.count(f'alt="{report.IMAGE_ALT}"') > 0
+
+
+def test_page_exporter_matches_nbconvert_on_hand_made_outputs():
+    """Figures with and without a description, escaped look-alike text, markdown: same tree as nbconvert."""
+    from nbconvert import HTMLExporter
+    from nbformat.v4 import new_output
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    nb = new_notebook(cells=[new_markdown_cell("# Title\n\ntext with `<img src=x>` and <b>bold</b>"),
+                             new_code_cell("x", outputs=[
+                                 new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+                                 new_output("display_data", data={"text/html": '<img alt="given" src="data:,">'}),
+                                 new_output("stream", name="stdout", text='<div class="jp-OutputArea-output"> <img\n'),
+                             ])])
+    ref = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                       exclude_output_prompt=True, embed_images=True)
+    ours, _ = report._exporter().from_notebook_node(nb, resources={"metadata": {"name": "t"}})
+    theirs, _ = ref.from_notebook_node(nb, resources={"metadata": {"name": "t"}})
+    assert _same_tree(ours) == _same_tree(theirs)
+    assert ours.count(f'alt="{report.IMAGE_ALT}"') == 1 and 'alt="given"' in ours
+
+
 def test_front_page_names_metrics_as_the_register_does(published, demo_client):
     import html
     import pandas as pd
