@@ -221,6 +221,33 @@ def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) 
     return q
 
 
+def _attach_flags(con, fsql: str, table: pa.Table) -> pa.Table:
+    """``table`` with the repeat/complaint flags of ``fsql`` (:func:`kc.flags_sql`) as two more columns.
+
+    The window runs on the key columns only and returns ``(row, flags)`` in no particular
+    order; the flags are put back in place by row number (a NumPy scatter), instead of a hash
+    join of every contact with its flags in each later scan (1.8 s of the base table's 3.9 s at
+    10M contacts). Contacts without a customer or start time are not in ``fsql``'s result and
+    get NULL, as ``derived_sql`` gives them.
+    """
+    flags = con.sql(fsql).to_arrow_table()
+    rows = flags.column(_ROW).to_numpy()
+    n = table.num_rows
+    missing = np.ones(n, bool)
+    missing[rows] = False
+    for name in (D.FOLLOWED_BY_REPEAT, D.FOLLOWED_BY_COMPLAINT):
+        if name in table.column_names:      # given by the caller: kept as it is (as derived_sql does)
+            continue
+        col = flags.column(name)
+        if col.null_count == len(col):      # no complaint column: NULL throughout
+            table = table.append_column(name, pa.nulls(n, pa.bool_()))
+            continue
+        values = np.zeros(n, bool)
+        values[rows] = col.to_numpy(zero_copy_only=False)
+        table = table.append_column(name, pa.array(values, mask=missing))
+    return table
+
+
 def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | None = None,
             register: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write every prepared table of ``params``' contacts into ``<run_dir>/prepared/``.
@@ -275,9 +302,11 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
             tq = time.perf_counter()
             fsql = kc.flags_sql("__contacts", names, th, row=_ROW)
             if fsql:
-                con.execute(f"CREATE TEMP TABLE __flags AS {fsql}")
+                table = _attach_flags(con, fsql, table)
+                con.register("__contacts", table)
+            # flags present as columns are kept by derived_sql; without a customer column they are NULL
             con.execute(f"CREATE VIEW {_ENRICHED} AS "
-                        + kc.derived_sql("__contacts", names + [_ROW], th, flags="__flags" if fsql else None, row=_ROW))
+                        + kc.derived_sql("__contacts", list(table.column_names), th, windows=False, row=_ROW))
             con.execute("CREATE VIEW __plain_all AS "
                         + kc.derived_sql("__contacts", names + [_ROW], th, windows=False, row=_ROW))
             timings["enrich"] = time.perf_counter() - tq

@@ -10,6 +10,7 @@ import datetime
 import os
 import shutil
 import stat
+import types
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,53 @@ def test_repeat_rate_matches_pandas_window(demo_audit, raw):
     got = (cw["repeat_rate"] * cw["repeat_rate__n"]).sum() / cw["repeat_rate__n"].sum()
     assert cw["repeat_rate__n"].sum() == ok.sum()
     assert got == pytest.approx(ref, rel=1e-12)
+
+
+def _pandas_followed_by_complaint(raw: pd.DataFrame, days: int) -> pd.Series:
+    """Reference: a later contact of the same customer (in start, id order) within the window is a complaint."""
+    df = raw.sort_values([C.CUSTOMER_ID, C.STARTED_AT, C.CONTACT_ID])
+    out = pd.Series(False, index=df.index, dtype=object)
+    for _, g in df[df[C.CUSTOMER_ID].notna()].groupby(C.CUSTOMER_ID):
+        starts, complaint = g[C.STARTED_AT].tolist(), g[C.COMPLAINT].tolist()
+        for i, idx in enumerate(g.index):
+            out[idx] = any(complaint[j] and starts[j] <= starts[i] + pd.Timedelta(days=days)
+                           for j in range(i + 1, len(g)))
+    return out.where(df[C.CUSTOMER_ID].notna()).reindex(raw.index)
+
+
+@pytest.mark.parametrize("with_complaint", [True, False])
+def test_repeat_and_complaint_flags_on_hand_made_contacts(tmp_path, with_complaint):
+    """Ties in start time (broken by contact id), a contact without customer, a repeat just
+    inside and just outside the window, complaints: each contact's flags (every contact is its
+    own team, so the callbacks table has one row per contact) against the pandas references above."""
+    t0 = pd.Timestamp("2026-07-01 09:00")
+    rows = [("A", 0, "c1", False), ("A", 3, "c2", True), ("A", 3, "c0", False), ("A", 20, "c3", False),
+            ("B", 0, "c4", False), (None, 1, "c5", True), ("B", 6.99, "c6", True), ("B", 14, "c7", False),
+            ("C", 2, "c8", False)]
+    raw = pd.DataFrame({C.CUSTOMER_ID: [r[0] for r in rows],
+                        C.STARTED_AT: [t0 + pd.Timedelta(days=r[1]) for r in rows],
+                        C.CONTACT_ID: [r[2] for r in rows], C.COMPLAINT: [r[3] for r in rows],
+                        C.AGENT_ID: "AG001", C.CHANNEL: "voice", C.HANDLE_SECONDS: 100.0,
+                        C.CALLBACK_PROMISED: True, C.CALLBACK_COMPLETED: False})
+    raw[C.TEAM] = raw[C.CONTACT_ID]
+    if not with_complaint:
+        raw = raw.drop(columns=[C.COMPLAINT])
+    p = types.SimpleNamespace(period_start=datetime.date(2026, 6, 29), period_end=datetime.date(2026, 9, 27),
+                              thresholds=params_mod.Thresholds())
+    prepare.prepare(p, tmp_path, contacts=raw, register=pd.DataFrame())
+    got = pd.read_parquet(tmp_path / "prepared" / f"{P.CALLBACKS}.parquet").set_index(C.TEAM)
+    assert sorted(got.index) == sorted(raw[C.CONTACT_ID])
+    rep = _pandas_followed_by_repeat(raw, 7).fillna(False).astype(bool).set_axis(raw[C.CONTACT_ID])
+    # by hand: c1 -> c0 (3 days), c0 -> c2 (tie broken by id), c4 -> c6 (6.99 days); c6 -> c7 is 7.01 days
+    assert sorted(rep[rep].index) == ["c0", "c1", "c4"]
+    assert (got["followed_by_repeat"].reindex(rep.index) == rep.astype(int)).all()
+    if with_complaint:
+        comp = _pandas_followed_by_complaint(raw, 7).fillna(False).astype(bool).set_axis(raw[C.CONTACT_ID])
+        # by hand: c1 and c0 (c2 is a complaint within 7 days), c4 (c6); c5 has no customer
+        assert sorted(comp[comp].index) == ["c0", "c1", "c4"]
+        assert (got["followed_by_complaint"].reindex(comp.index) == comp.astype(int)).all()
+    else:
+        assert got["followed_by_complaint"].sum() == 0
 
 
 def test_agent_signatures_match_pandas(demo_audit, raw, handled):
