@@ -251,6 +251,41 @@ def test_row_with_extra_field_is_reported_and_later_rows_keep_their_numbers(tmp_
     assert only(report, "invalid_value").rows == [7]
 
 
+def test_rows_keep_their_numbers_across_read_ahead_blocks(tmp_path, monkeypatch):
+    """Small blocks, so the reader runs several blocks ahead of the checks: a row with an extra
+    field in a middle block and bad values before and after it keep their file rows."""
+    monkeypatch.setattr(io, "BATCH_BYTES", 1 << 10)
+    data = rows("contacts")
+    out = [dict(data[i % len(data)], contact_id=f"C{i:05d}") for i in range(400)]
+    out[20]["channel"] = out[380]["channel"] = "Fax"          # file rows 22 and 382
+    raw = csv_bytes(out).decode().splitlines()
+    raw[200] = raw[200] + ",extra"                              # file row 201
+    report = report_for(write_client(tmp_path, contacts=("\n".join(raw) + "\n").encode()))
+    assert only(report, "bad_row").rows == [201]
+    assert only(report, "invalid_value").rows == [22, 382]
+    assert report.rows["contacts"] == 399
+
+
+def test_prefetched_keeps_order_raises_in_the_caller_and_stops_when_closed():
+    import threading
+    assert list(io._prefetched(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("block 2 is damaged")
+    got = []
+    with pytest.raises(ValueError, match="block 2"):
+        for item in io._prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+    checked = []
+    gen = io._prefetched(iter(range(10**6)), checked.append, depth=2)
+    assert next(gen) == 0
+    gen.close()                                                # the reader thread ends with it
+    assert not any(t.name == "csv-read-ahead" for t in threading.enumerate())
+    assert len(checked) <= 5                                   # it stopped reading ahead
+
+
 def test_bad_byte_in_a_row_with_an_extra_field_is_an_encoding_problem(tmp_path, monkeypatch):
     """A row with an extra field holding an undecodable byte, past the first block: reported as the
     encoding problem it is, on its line (not as an unreadable file, not as a crash); small blocks here."""
