@@ -143,8 +143,9 @@ def ensure_prepared(params, run_dir: str | Path, report=None, contacts=None) -> 
         # hand the loaded contacts over instead of keeping a second reference: prepare drops
         # them once DuckDB holds what it needs, which lowers the peak memory on large exports
         contacts = tables.pop("contacts", None)
-    prep.prepare(params, run_dir, contacts=_Handover(contacts) if contacts is not None else None,
-                 register=tables.get("register"))
+    box = _Handover(contacts) if contacts is not None else None
+    del contacts    # the box holds the only reference now (a local name here would keep them alive)
+    prep.prepare(params, run_dir, contacts=box, register=tables.get("register"))
     return run_dir
 
 

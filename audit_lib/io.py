@@ -1506,6 +1506,9 @@ def validate(params) -> ValidationReport:
         outcomes = None if "outcomes" in missing else _outcomes(params, report, con, contacts)
     finally:
         con.close()
+        # return the reader's blocks and the parsers' temporaries to the OS (~0.4 GB at 10M
+        # contacts): Arrow's allocator would keep them through the prepare step
+        pa.default_memory_pool().release_unused()
     report.tables = {"register": register, "contacts": contacts, "survey": survey, "outcomes": outcomes}
     return report
 
