@@ -606,10 +606,12 @@ def _execute(nb_path: Path, executed: Path, params_path: Path, work: Path, kerne
     km, launch = kernel.manager(nb_path)
     setup = _SETUP.format(stem=nb_path.stem, path=str(nb_path), folder=str(nb_path.parent))
     # written once at the end (or when a cell fails), not at every cell's start and end: papermill
-    # would otherwise serialise and schema-validate the growing notebook twice per cell
+    # would otherwise serialise and schema-validate the growing notebook twice per cell.
+    # No ``cwd``: papermill would chdir the whole runner process, from two threads at once (the
+    # runner's folder was then left at random); the setup code moves the kernel to the folder.
     return pm.execute_notebook(
         str(nb_path), str(executed), parameters={"params_path": str(params_path), "run_dir": str(work)},
-        engine_name=_ENGINE, progress_bar=False, log_output=False, cwd=str(nb_path.parent),
+        engine_name=_ENGINE, progress_bar=False, log_output=False,
         request_save_on_cell_execute=False, km=km, kc=kernel.client(), launch=launch, setup_code=setup)
 
 

@@ -64,7 +64,11 @@ def demo_client(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def published(demo_client) -> Path:
-    return report.run(demo_client, quiet=True)
+    before = os.getcwd()
+    out = report.run(demo_client, quiet=True)
+    # two notebooks run at once from two threads: nothing may move the runner's working folder
+    assert os.getcwd() == before
+    return out
 
 
 def _fake_previous(params_path: Path) -> tuple[Path, dict]:
