@@ -12,7 +12,7 @@ Steps (each prints one progress line unless ``quiet``)::
 Atomic publication
     Everything is written below a hidden temporary folder in the client folder
     (``reports/<slug>/.run-<period>-<pid>-<token>/``: ``report/`` becomes the period folder,
-    ``work/`` holds prepared tables, per-notebook findings and kernel logs and is deleted).
+    ``work/`` holds prepared tables and per-notebook findings and is deleted).
     The finished ``report/`` is renamed into place; a previous report is moved aside and
     deleted only after the new one is in place (rename-swap). SIGINT/SIGTERM stop the kernels
     and delete the temporary folder; a folder left by SIGKILL is hidden and the next run of
@@ -30,9 +30,10 @@ Privacy
 
 Kernels
     Every kernel runs this interpreter (``sys.executable``) over IPC sockets (no TCP port,
-    hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in the work folder,
-    so the console shows only the runner's progress lines. Two kernels start and import the
-    libraries while the inputs are validated (for small exports), and each runs several
+    hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in its private
+    socket folder, so the console shows only the runner's progress lines. Two kernels start
+    first thing, while the params are read; they import the libraries while the inputs are
+    validated (small exports) or once they are prepared (large ones), and each runs several
     notebooks through one connected client, its namespace reset in between; the longest
     notebooks (by the client's previous report) start first. A background thread writes the
     HTML pages and hashes the inputs meanwhile.
@@ -501,8 +502,8 @@ del _kpa_os, _kpa_w, _kpa_m, _kpa_plt, _kpa_pd
 class _Kernel:
     """One reusable kernel, owned by one worker thread (started on first use)."""
 
-    def __init__(self, number: int, work: Path, registry: "_Kernels"):
-        self.number, self.work, self.registry = number, work, registry
+    def __init__(self, number: int, registry: "_Kernels"):
+        self.number, self.registry = number, registry
         self.km = None
         self.kc = None      # the client warm() connected: reused by every notebook of this kernel
         self.log = None
@@ -510,9 +511,8 @@ class _Kernel:
     def manager(self, first_nb: Path | None = None):
         if self.km is None:
             self.km = _kernel_manager_class()(kernel_name="python3")
-            logs = self.work / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            self.log = open(logs / f"kernel-{self.number}.log", "a", encoding="utf-8")  # noqa: SIM115
+            # the kernel's own output, in its private socket folder (removed with the kernel)
+            self.log = open(os.path.join(self.km.socket_dir, "kernel.log"), "a", encoding="utf-8")  # noqa: SIM115
             self.registry.add(self.km)
         env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem if first_nb else "",
                "JPY_SESSION_NAME": str(first_nb) if first_nb else "",
@@ -523,26 +523,30 @@ class _Kernel:
         return self.km, {"env": env, "stdout": self.log, "stderr": self.log}
 
     def warm(self, code: str) -> None:
-        """Start the kernel now and run ``code`` silently (imports), while the runner validates."""
+        """Start the kernel if it is not running, then run ``code`` silently (imports; "" = none)."""
         from jupyter_core.utils import run_sync
         km, launch = self.manager()
         if not km.has_kernel:
             # like nbclient: no IPython history database (two kernels would share one SQLite file)
             run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], **launch)
-        _register_engine()  # papermill loads here while the new kernel starts up
-        kc = km.client()
-        kc.start_channels()
-        try:
-            run_sync(kc.wait_for_ready)(timeout=120)
+        if self.kc is None:
+            _register_engine()  # papermill loads here while the new kernel starts up
+            kc = km.client()
+            kc.start_channels()
+            try:
+                run_sync(kc.wait_for_ready)(timeout=120)
+            except BaseException:
+                kc.stop_channels()
+                raise
+        else:
+            kc = self.kc
+        if code:
             msg_id = kc.execute(code, silent=True, store_history=False)
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 msg = run_sync(kc.get_shell_msg)(timeout=300)
                 if msg.get("parent_header", {}).get("msg_id") == msg_id:
                     break
-        except BaseException:
-            kc.stop_channels()
-            raise
         # kept connected: a new client per notebook would wait ~0.25 s in wait_for_ready (its
         # IOPub check and flush time out at 0.2 s each) before the first cell
         self.kc = kc
@@ -731,12 +735,12 @@ def _check_target(params) -> tuple[Path, Path]:
 class _Worker(threading.Thread):
     """Runs notebooks one after another in its own reusable kernel."""
 
-    def __init__(self, number: int, results: "queue.Queue", args: tuple, registry: _Kernels):
+    def __init__(self, number: int, results: "queue.Queue", registry: _Kernels):
         super().__init__(name=f"notebooks-{number}", daemon=True)
         self.inbox: queue.Queue = queue.Queue()
         self.results = results
-        self.args = args
-        self.kernel = _Kernel(number, args[2], registry)
+        self.args: tuple | None = None   # (report_dir, params_path, work, converter), set before any notebook
+        self.kernel = _Kernel(number, registry)
 
     def run(self) -> None:
         try:
@@ -744,7 +748,9 @@ class _Worker(threading.Thread):
                 nb = self.inbox.get()
                 if nb is None:
                     return
-                if isinstance(nb, str):  # warm-up code, queued before any notebook
+                if isinstance(nb, str):  # start-up or warm-up code, queued before any notebook
+                    if self.kernel.registry.stopping.is_set():
+                        continue
                     try:
                         self.kernel.warm(nb)
                     except Exception:  # noqa: BLE001 - a cold start later is only slower
@@ -789,15 +795,23 @@ def _small_export(params) -> bool:
     return size / per_row < EARLY_KERNELS_MAX_CONTACTS
 
 
-def _start_workers(n: int, report_dir: Path, params_path: Path, work: Path, registry: _Kernels,
-                   converter: concurrent.futures.Executor | None = None):
-    """Start ``n`` notebook workers; each starts its kernel and imports the libraries right away."""
+def _boot_workers(n: int, registry: _Kernels):
+    """Start ``n`` notebook workers; each starts its kernel at once (Python and IPython only:
+    ~60 MB, and ~0.6 s of CPU that overlaps reading the params)."""
     done: queue.Queue = queue.Queue()
-    workers = [_Worker(i + 1, done, (report_dir, params_path, work, converter), registry) for i in range(n)]
+    workers = [_Worker(i + 1, done, registry) for i in range(n)]
     for w in workers:
-        w.inbox.put(_WARM)
+        w.inbox.put("")
         w.start()
     return workers, done
+
+
+def _warm_workers(workers, report_dir: Path, params_path: Path, work: Path,
+                  converter: concurrent.futures.Executor | None = None) -> None:
+    """Give the workers their run folders and have their kernels import the report's libraries."""
+    for w in workers:
+        w.args = (report_dir, params_path, work, converter)
+        w.inbox.put(_WARM)
 
 
 def _stop_workers(workers, registry: _Kernels) -> None:
@@ -872,23 +886,26 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     params_path = Path(params_path).resolve()
     nb_dir = Path(notebooks_dir).resolve() if notebooks_dir else DEFAULT_NOTEBOOKS
     notebooks = notebooks_in(nb_dir)
-
-    if params_path.is_file():
-        demo_inputs = read_header(params_path)
-        if demo_inputs is not None and demo_inputs.missing():  # a demo params file regenerates missing inputs
-            from . import context
-            context._ensure_inputs(params_path)
-    params = load_params(params_path)
-    client_dir, report_dir = _check_target(params)
+    registry = _Kernels()
+    # the kernels boot first thing: until validation needs both cores, one of them is idle
+    workers, done = _boot_workers(2 if parallel else 1, registry)
+    try:
+        if params_path.is_file():
+            demo_inputs = read_header(params_path)
+            if demo_inputs is not None and demo_inputs.missing():  # a demo params file regenerates missing inputs
+                from . import context
+                context._ensure_inputs(params_path)
+        params = load_params(params_path)
+        client_dir, report_dir = _check_target(params)
+    except BaseException:
+        registry.kill_all()
+        _stop_workers(workers, registry)
+        raise
     progress(f"Audit {getattr(params, 'client', '')} · {report_dir.name} → {report_dir}")
 
     created_client_dir = not client_dir.exists()
-    client_dir.mkdir(parents=True, exist_ok=True)
-    cleanup_stale(client_dir)
     tmp = client_dir / f"{TEMP_PREFIX}{report_dir.name}-{os.getpid()}-{secrets.token_hex(4)}"
     out, work = tmp / "report", tmp / "work"
-    registry = _Kernels()
-    workers: list = []
     published = False
     # one background thread writes the notebooks' HTML pages while the kernels go on, and
     # hashes the input files (hashlib releases the GIL: a 1 GB export takes ~2 s) meanwhile
@@ -898,11 +915,13 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             warnings.simplefilter("ignore")
             for name in ("papermill", "nbclient", "traitlets", "nbconvert"):
                 logging.getLogger(name).setLevel(logging.ERROR)
+            client_dir.mkdir(parents=True, exist_ok=True)
+            cleanup_stale(client_dir)
             out.mkdir(parents=True)
             work.mkdir()
             early = _small_export(params)
-            if early:  # kernels start and import the libraries while the inputs are validated and prepared
-                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry, background)
+            if early:  # the kernels import the libraries while the inputs are validated and prepared
+                _warm_workers(workers, out, params_path, work, background)
             from . import context, findings as fnd, privacy
             hashes = background.submit(_input_hashes, params)
 
@@ -924,8 +943,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                             dict(zip(register[Register.METRIC_ID].astype(str), register[Register.NAME].astype(str))))
             del validation, register  # the loaded contacts are no longer needed; free them before the notebooks run
             background.submit(_warm_up)
-            if not early:  # large export: kernels start only now, so they do not add to the runner's peak
-                workers, done = _start_workers(2 if parallel else 1, out, params_path, work, registry, background)
+            if not early:  # large export: the libraries load only now, so they do not add to the runner's peak
+                _warm_workers(workers, out, params_path, work, background)
 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
