@@ -13,9 +13,16 @@ The floor: an empty notebook and an imports-only notebook (the modules the repor
 import) executed with papermill, each in a fresh kernel; the ratio of the notebook step to
 (number of notebooks x floor) says how much of the notebook time is fixed cost.
 
+With ``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/base
+<rev>``) every run of this code is paired with a run of that code, alternately, on the same
+inputs (the baseline's own ``params/demo.yaml`` for the demo), and the table gets the median
+baseline / this-code ratio of the pairs: on a noisy machine a ratio measured in one session
+says more than wall times measured at different times of day.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_run.py                       # demo, 3 runs + floor
+    .venv/bin/python benchmarks/bench_run.py --baseline /tmp/base --repeat 5 --floor-repeat 0
     .venv/bin/python benchmarks/bench_run.py --sizes 1000000 --format parquet
     .venv/bin/python benchmarks/bench_run.py --sizes 10000000 --repeat 1 --format parquet
     ... --readme   # also rewrite the table between the bench_run markers in benchmarks/README.md
@@ -77,12 +84,17 @@ def _tree_rss(proc) -> int:
     return total
 
 
-def run_once(params: Path) -> dict:
-    """One ``kpi-audit run`` in a fresh process: wall time, run.json timings, peak memory."""
+def run_once(params: Path, code: Path = ROOT) -> dict:
+    """One ``kpi-audit run`` in a fresh process: wall time, run.json timings, peak memory.
+
+    ``code``: the checkout whose ``audit_lib`` runs (first on the path of the runner and, by
+    inheritance, of its kernels).
+    """
     import psutil
     cmd = [sys.executable, "-m", "audit_lib.cli", "run", str(params), "--quiet"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(cmd, cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
     stop = threading.Event()
 
@@ -153,6 +165,22 @@ def median_of(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in keys}
 
 
+def baseline_table(rows: list[dict], baseline: Path) -> str:
+    lines = [f"| contacts | pairs | baseline ({_revision(baseline)}), median | this code ({_revision(ROOT)}), "
+             "median | baseline / this code, median of pairs |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        pairs = list(zip(r["baseline"], r["raw"]))
+        ratio = statistics.median(b["wall_s"] / n["wall_s"] for b, n in pairs)
+        lines.append(f"| {r['label']} | {len(pairs)} | {statistics.median(b['wall_s'] for b, _ in pairs):.1f} s | "
+                     f"{statistics.median(n['wall_s'] for _, n in pairs):.1f} s | **{ratio:.2f}** |")
+    return "\n".join(lines)
+
+
+def _revision(checkout: Path) -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    return done.stdout.strip() or checkout.name
+
+
 def table(rows: list[dict], fl: dict | None) -> str:
     lines = ["| contacts | format | runs | wall (median) | validate | prepare | notebooks | index | "
              "peak RSS, all processes | peak RSS, runner | load avg |",
@@ -191,13 +219,23 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
     ap.add_argument("--floor-repeat", type=int, default=3, help="runs of each floor notebook (0 = skip)")
     ap.add_argument("--readme", action="store_true", help="rewrite the bench_run table in benchmarks/README.md")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="checkout of another revision: pair every run with a run of that code, alternately")
     args = ap.parse_args(argv)
+    baseline = args.baseline.resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "audit_lib" / "report.py").is_file():
+        raise SystemExit(f"--baseline {baseline}: not a checkout of this project (no audit_lib/report.py)")
 
     rows = []
     for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
         params = dataset(size, args.format)
-        runs = []
+        base_params = (baseline / "params" / "demo.yaml" if size == "demo" else params) if baseline else None
+        runs, base_runs = [], []
         for i in range(args.repeat):
+            if baseline is not None:
+                b = run_once(base_params, baseline)
+                base_runs.append(b)
+                print(f"{size} baseline run {i + 1}/{args.repeat}: {b['wall_s']:.1f} s wall", flush=True)
             r = run_once(params)
             runs.append(r)
             print(f"{size} run {i + 1}/{args.repeat}: {r['wall_s']:.1f} s wall, peak {r['peak_tree_mb']:,.0f} MB "
@@ -206,9 +244,11 @@ def main(argv=None) -> int:
         label = "demo (150,000)" if size == "demo" else f"{int(size):,}"
         fmt = "CSV" if size == "demo" else args.format.replace("csv", "CSV").replace("parquet", "Parquet")
         rows.append({"size": size, "label": label, "format": fmt, "runs": len(runs), "median": median_of(runs),
-                     "raw": runs, "load": os.getloadavg()[1]})  # 5-minute load average of the machine
+                     "raw": runs, "baseline": base_runs, "load": os.getloadavg()[1]})  # 5-minute load average
     fl = floor(args.floor_repeat) if args.floor_repeat else None
     text = table(rows, fl)
+    if baseline is not None:
+        text += "\n\n" + baseline_table(rows, baseline)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
