@@ -451,7 +451,9 @@ def _prefetched(batches: Iterator, check=None, depth: int = PREFETCH_BATCHES) ->
             yield item
     finally:
         stop.set()
-        worker.join()
+        # it finishes the block it is reading; a stuck read (a dead network share) must not hang
+        # an interrupted run, and the thread is a daemon
+        worker.join(timeout=10)
 
 
 def _check_utf8(batch: pa.RecordBatch) -> None:
