@@ -132,8 +132,9 @@ def flags_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None
     """Narrow SELECT ``(row, followed_by_repeat, followed_by_complaint)`` for contacts with a customer.
 
     ``source`` must carry a unique integer column ``row``. Only the key columns go through the
-    window sort, so large exports need far less memory and time than sorting every column;
-    :func:`derived_sql` joins the result back with ``flags=``. None without ``customer_id``.
+    window sort, so large exports need far less memory and time than sorting every column.
+    The result goes back onto the contacts by ``row``: ``prepare`` scatters it into two columns
+    (no join), or :func:`derived_sql` joins it with ``flags=``. None without ``customer_id``.
     """
     thresholds = thresholds or Thresholds()
     have = set(columns)

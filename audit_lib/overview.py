@@ -120,11 +120,6 @@ def warnings_table(audit) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
 
 
-def _plain(text) -> str:
-    """Client text for a matplotlib label (``$`` escaped so it is never read as mathematics)."""
-    return str(text).replace("$", r"\$")
-
-
 def weekly_volume_figure(audit):
     """Stacked bars: contacts per ISO week and team.
 
@@ -136,6 +131,7 @@ def weekly_volume_figure(audit):
     import numpy as np
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
+    from .chart_text import plain as _plain
     from .plots_register import shorten, text_width
 
     tw = audit.table(P.TEAM_WEEK)
@@ -189,6 +185,7 @@ def missingness_figure(audit):
     import numpy as np
     from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
+    from .chart_text import plain as _plain
     from .plots_register import shorten, text_width
 
     cov = audit.table(P.COVERAGE).sort_values("missing_share")
