@@ -96,7 +96,8 @@ def notebooks_in(folder: str | Path) -> list[Path]:
 def execution_plan(notebooks: list[Path], seconds: dict[str, float] | None = None) -> list[list[Path]]:
     """Stages to run in order: every notebook but the scorecard first, then the scorecard.
 
-    The scorecard reads the other notebooks' findings, so it must wait for all of them. Within
+    The scorecard reads the other notebooks' findings, so it waits for all of them (for their
+    saved findings, not for their last chart: see :func:`_run_stages`). Within
     the first stage the longest notebooks start first when ``seconds`` (per notebook stem, e.g.
     from the previous run) is given: with two kernels, starting the longest notebook last would
     leave one kernel idle while it finishes. A notebook without a known time counts as longest.
@@ -822,32 +823,53 @@ def _stop_workers(workers, registry: _Kernels) -> None:
             w.join(timeout=30)
 
 
-def _run_stages(stages, workers, done: queue.Queue, registry, progress) -> list[_Result]:
-    """Execute the stages in order, one notebook per worker at a time. Stop at the first failure."""
+def _run_stages(stages, workers, done: queue.Queue, registry, progress, findings_dir: Path | None = None
+                ) -> list[_Result]:
+    """Execute the stages in order, one notebook per worker at a time. Stop at the first failure.
+
+    A later stage (the scorecard) needs only the earlier notebooks' findings, not their charts:
+    it starts on an idle worker as soon as every earlier notebook has finished or saved
+    ``findings_dir/<stem>.json`` (``Audit.save_findings`` writes it whole, by a rename). A
+    notebook that saves no findings is waited for until it ends.
+    """
     results: list[_Result] = []
     failed = False
+    waiting = [list(stage) for stage in stages]            # per stage, not yet handed to a worker
+    running: set[Path] = {p for stage in stages for p in stage}   # not finished yet
+    idle = list(workers)
+    busy = 0
+
+    def may_start(i: int) -> bool:
+        return all(p not in running or (findings_dir is not None and (findings_dir / f"{p.stem}.json").exists())
+                   for stage in stages[:i] for p in stage)
+
     try:
-        for stage in stages:
-            pending = list(stage)
-            idle = list(workers)
-            busy = 0
-            while (pending and not failed) or busy:
+        while (any(waiting) and not failed) or busy:
+            blocked = False
+            for i, pending in enumerate(waiting):
+                if not pending:
+                    continue
+                if not may_start(i):
+                    blocked = True
+                    break
                 while pending and idle and not failed:
                     idle.sort(key=lambda w: w.kernel.km is None)  # a warm kernel first
                     idle.pop(0).inbox.put(pending.pop(0))
                     busy += 1
-                try:
-                    worker, r = done.get(timeout=0.2)  # short waits keep signals responsive
-                except queue.Empty:
-                    continue
-                busy -= 1
-                idle.append(worker)
-                results.append(r)
-                mark = "✓" if r.error is None else "✗"
-                progress(f"  {mark} {r.path.stem:<22} {r.seconds:6.1f} s")
-                failed = failed or r.error is not None
-            if failed:
-                break
+                if pending:  # no worker left: later stages wait behind this one
+                    break
+            try:
+                # short waits keep signals responsive; shorter while a worker waits for findings
+                worker, r = done.get(timeout=0.02 if blocked and idle else 0.2)
+            except queue.Empty:
+                continue
+            busy -= 1
+            idle.append(worker)
+            running.discard(r.path)
+            results.append(r)
+            mark = "✓" if r.error is None else "✗"
+            progress(f"  {mark} {r.path.stem:<22} {r.seconds:6.1f} s")
+            failed = failed or r.error is not None
     except BaseException:
         registry.kill_all()  # interrupted: stop the kernels now, do not wait for their notebooks
         raise
@@ -948,7 +970,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             t = time.perf_counter()
             progress(f"[3/5] notebooks  ({len(notebooks)}, {'2 at a time' if parallel else 'one at a time'})")
             results = _run_stages(execution_plan(notebooks, previous_seconds(client_dir)), workers, done, registry,
-                                  progress)
+                                  progress, findings_dir=work / "findings")
             _stop_workers(workers, registry)
             workers = []
             timings["notebooks"] = round(time.perf_counter() - t, 3)

@@ -297,6 +297,29 @@ def test_save_findings_names_the_file(demo_audit):
     path.unlink()
 
 
+def test_save_findings_replaces_the_file_whole(demo_audit, monkeypatch):
+    # the runner starts the scorecard as soon as a section's file exists: it must never see half a
+    # file, so the text is written aside and renamed over the old file
+    from audit_lib.findings import finding
+    old = make_findings([finding("overview", "AHT", "coverage", "info", value=1)])
+    new = make_findings([finding("overview", "AHT", "coverage", "low", value=2)])
+    path = demo_audit.save_findings(old, name="99_probe")
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        # at the moment of the rename the old file is still whole and the new one complete aside
+        assert read_json(dst).equals(old) and read_json(src).equals(new)
+        renames.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    demo_audit.save_findings(new, name="99_probe")
+    assert renames == ["99_probe.json"] and read_json(path).equals(new)
+    assert sorted(p.name for p in path.parent.iterdir() if "99_probe" in p.name) == ["99_probe.json"]
+    path.unlink()
+
+
 def test_overview_findings_on_demo(demo_audit):
     from audit_lib import overview
     f = overview.overview_findings(demo_audit)

@@ -359,3 +359,62 @@ def test_invalid_input_stops_before_anything_is_written(tmp_path):
         report.run(params, notebooks_dir=_small_notebooks(tmp_path / "nbs"), quiet=True)
     assert not Path(load_params(params).report_dir).parent.exists()
 
+
+
+class _FakeWorker:
+    """Stands in for a notebook worker: each notebook is a script of ("save", seconds) and
+    ("work", seconds) steps; "save" writes the notebook's findings file, as save_findings does."""
+
+    def __init__(self, done, findings_dir: Path, scripts: dict, log: list):
+        import queue
+        import threading
+        self.inbox, self.done, self.dir, self.scripts, self.log = queue.Queue(), done, findings_dir, scripts, log
+        self.kernel = type("K", (), {"km": object()})()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while (nb := self.inbox.get()) is not None:
+            self.log.append(("start", nb.stem, time.perf_counter()))
+            for step, seconds in self.scripts[nb.stem]:
+                time.sleep(seconds)
+                if step == "save":
+                    self.log.append(("save", nb.stem, time.perf_counter()))
+                    (self.dir / f"{nb.stem}.json").write_text("[]\n")
+            self.log.append(("end", nb.stem, time.perf_counter()))
+            self.done.put((self, report._Result(path=nb, seconds=0.0)))
+
+
+def _schedule(tmp_path, scripts: dict) -> dict:
+    import queue
+    findings_dir = tmp_path / "findings"
+    findings_dir.mkdir()
+    done, log = queue.Queue(), []
+    workers = [_FakeWorker(done, findings_dir, scripts, log) for _ in range(2)]
+    registry = type("R", (), {"kill_all": lambda self: None})()
+    paths = [Path(f"{stem}.ipynb") for stem in scripts]
+    results = report._run_stages(report.execution_plan(paths), workers, done, registry, lambda _: None,
+                                 findings_dir=findings_dir)
+    for w in workers:
+        w.inbox.put(None)
+    assert sorted(r.path.stem for r in results) == sorted(scripts)
+    return {(kind, stem): t for kind, stem, t in log}
+
+
+def test_scorecard_starts_once_every_section_has_saved_its_findings(tmp_path):
+    # 01 saves at once, then draws for a long time; 00 ends early: the idle worker takes the
+    # scorecard while 01 is still drawing
+    t = _schedule(tmp_path, {"00_overview": [("save", 0.0), ("work", 0.1)],
+                             "01_register": [("save", 0.05), ("work", 1.5)],
+                             "05_scorecard": [("work", 0.05)]})
+    assert t[("start", "05_scorecard")] < t[("end", "01_register")] - 0.8
+    assert t[("start", "05_scorecard")] >= t[("start", "01_register")] + 0.05
+
+
+def test_scorecard_waits_for_a_section_that_saves_late_or_never(tmp_path):
+    # 01 saves only at its end, 02 saves nothing: the scorecard starts after both have ended
+    t = _schedule(tmp_path, {"00_overview": [("save", 0.0)],
+                             "01_register": [("work", 0.6), ("save", 0.0)],
+                             "02_behaviour": [("work", 0.3)],
+                             "05_scorecard": [("work", 0.01)]})
+    assert t[("start", "05_scorecard")] >= max(t[("save", "01_register")], t[("end", "02_behaviour")])
+    assert t[("start", "05_scorecard")] > t[("start", "01_register")] + 0.6
