@@ -5,7 +5,7 @@ Steps (each prints one progress line unless ``quiet``)::
     validate  → the inputs, once (InputDataError: nothing is written)
     prepare   → compact Parquet tables in a private work folder
     notebooks → notebooks/NN_*.ipynb with papermill (two at a time; the scorecard last,
-                since it reads the other notebooks' findings), each rendered to HTML
+                once the other notebooks have saved their findings), each rendered to HTML
     index     → index.html, findings.json, findings.xlsx, run.json
     publish   → rename into reports/<slug>/<period>/
 
@@ -31,12 +31,15 @@ Privacy
 Kernels
     Every kernel runs this interpreter (``sys.executable``) over IPC sockets (no TCP port,
     hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in its private
-    socket folder, so the console shows only the runner's progress lines. Two kernels start
-    first thing, while the params are read; they import the libraries while the inputs are
-    validated (small exports) or once they are prepared (large ones), and each runs several
-    notebooks through one connected client, its namespace reset in between; the longest
-    notebooks (by the client's previous report) start first. A background thread writes the
-    HTML pages and hashes the inputs meanwhile.
+    socket folder, so the console shows only the runner's progress lines. On Linux the two
+    kernels are forks of one fork server (:mod:`audit_lib.kernel_fork`) that starts first
+    thing and imports the libraries once, while the inputs are validated (small exports) or
+    once they are prepared (large ones); elsewhere, or if the server fails, the kernels start
+    the usual way first thing and import the libraries at those same points. Each kernel runs
+    several notebooks through one connected client, its namespace reset in between; the
+    longest notebooks (by the client's previous report) start first, and the scorecard starts
+    as soon as the others have saved their findings. A background thread writes the HTML
+    pages and hashes the inputs meanwhile.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import kernel_fork
 from .columns import Register
 from .errors import AuditError, ParamsError, RunError
 
@@ -353,6 +357,12 @@ class _Kernels:
         self._lock = threading.Lock()
         self._kms: list = []
         self.stopping = threading.Event()
+        self.fork_server = None   # kernel_fork.ForkServer the kernels are forked from, if any
+
+    def close_fork_server(self) -> None:
+        server, self.fork_server = self.fork_server, None
+        if server is not None:
+            server.close()
 
     def add(self, km) -> None:
         with self._lock:
@@ -374,6 +384,9 @@ class _Kernels:
                     os.kill(pid, signal.SIGKILL)
             if getattr(km, "socket_dir", None):
                 shutil.rmtree(km.socket_dir, ignore_errors=True)
+        server, self.fork_server = self.fork_server, None
+        if server is not None:
+            server.kill()
 
 
 def _engine_classes():
@@ -438,9 +451,13 @@ def _kernel_manager_class():
     with _engine_lock:
         if _KM_CLASS is not None:
             return _KM_CLASS
+        import uuid
+
         from ipykernel.kernelspec import RESOURCES, get_kernel_dict
         from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
         from jupyter_client.manager import AsyncKernelManager
+
+        from . import kernel_fork
 
         class ThisPythonSpecs(KernelSpecManager):
             """Every kernel name resolves to this interpreter, whatever kernelspecs the machine has."""
@@ -458,6 +475,15 @@ def _kernel_manager_class():
                 self.socket_dir = tempfile.mkdtemp(prefix=f"{_SOCKET_PREFIX}{os.getpid()}-")
                 os.chmod(self.socket_dir, 0o700)
                 self.ip = os.path.join(self.socket_dir, "k")
+                self.fork_server = None   # set: the kernel is forked from it (kernel_fork)
+
+            async def _async_pre_start_kernel(self, **kw):
+                if self.provisioner is None and self.fork_server is not None:
+                    self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or str(uuid.uuid4())
+                    self.provisioner = kernel_fork.provisioner_class()(
+                        kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+                    self.provisioner.fork_server = self.fork_server
+                return await super()._async_pre_start_kernel(**kw)
 
         _KM_CLASS = IpcKernelManager
         return _KM_CLASS
@@ -501,6 +527,16 @@ del _kpa_os, _kpa_w, _kpa_m, _kpa_plt, _kpa_pd
 """
 
 
+def _kernel_env(first_nb: Path | None = None) -> dict[str, str]:
+    """Environment of a kernel (and of the fork server, which imports what the kernels use)."""
+    return {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem if first_nb else "",
+            "JPY_SESSION_NAME": str(first_nb) if first_nb else "",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            # two kernels share two cores: one BLAS/OpenMP thread each, not two that contend
+            **{k: os.environ.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+
+
 class _Kernel:
     """One reusable kernel, owned by one worker thread (started on first use)."""
 
@@ -513,22 +549,19 @@ class _Kernel:
     def manager(self, first_nb: Path | None = None):
         if self.km is None:
             self.km = _kernel_manager_class()(kernel_name="python3")
+            self.km.fork_server = self.registry.fork_server
             # the kernel's own output, in its private socket folder (removed with the kernel)
             self.log = open(os.path.join(self.km.socket_dir, "kernel.log"), "a", encoding="utf-8")  # noqa: SIM115
             self.registry.add(self.km)
-        env = {**os.environ, "KPI_AUDIT_NOTEBOOK": first_nb.stem if first_nb else "",
-               "JPY_SESSION_NAME": str(first_nb) if first_nb else "",
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-               "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-               # two kernels share two cores: one BLAS/OpenMP thread each, not two that contend
-               **{k: os.environ.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-        return self.km, {"env": env, "stdout": self.log, "stderr": self.log}
+        return self.km, {"env": _kernel_env(first_nb), "stdout": self.log, "stderr": self.log}
 
     def warm(self, code: str) -> None:
         """Start the kernel if it is not running, then run ``code`` silently (imports; "" = none)."""
         from jupyter_core.utils import run_sync
         km, launch = self.manager()
         if not km.has_kernel:
+            if km.fork_server is not None:
+                _register_engine()  # papermill loads first: a fork waits for the server's imports
             # like nbclient: no IPython history database (two kernels would share one SQLite file)
             run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.hist_file=:memory:"], **launch)
         if self.kc is None:
@@ -765,13 +798,9 @@ class _Worker(threading.Thread):
 
 # Imported in each kernel while the runner validates and prepares: the modules the report
 # notebooks use (missing optional modules are skipped).
-_WARM = """\
+_WARM = f"""\
 import importlib as _kpa_i, importlib.util as _kpa_u
-import pandas, numpy, matplotlib.pyplot
-for _kpa_m in ("audit_lib.context", "audit_lib.findings", "audit_lib.kpis", "audit_lib.overview",
-               "audit_lib.register", "audit_lib.behaviour", "audit_lib.perception", "audit_lib.linkage",
-               "audit_lib.scorecard", "audit_lib.site", "audit_lib.anonymity", "audit_lib.plots_register",
-               "audit_lib.plots_behaviour", "audit_lib.plots_perception", "audit_lib.plots_linkage"):
+for _kpa_m in {kernel_fork.KERNEL_MODULES!r}:
     if _kpa_u.find_spec(_kpa_m) is not None:
         _kpa_i.import_module(_kpa_m)
 """
@@ -796,13 +825,15 @@ def _small_export(params) -> bool:
     return size / per_row < EARLY_KERNELS_MAX_CONTACTS
 
 
-def _boot_workers(n: int, registry: _Kernels):
-    """Start ``n`` notebook workers; each starts its kernel at once (Python and IPython only:
-    ~60 MB, and ~0.6 s of CPU that overlaps reading the params)."""
+def _boot_workers(n: int, registry: _Kernels, boot: bool = True):
+    """Start ``n`` notebook workers; with ``boot`` each starts its kernel at once (Python and
+    IPython only: ~60 MB, and ~0.6 s of CPU that overlaps reading the params). Kernels forked
+    from the fork server start at warm-up instead, once the server has the libraries."""
     done: queue.Queue = queue.Queue()
     workers = [_Worker(i + 1, done, registry) for i in range(n)]
     for w in workers:
-        w.inbox.put("")
+        if boot:
+            w.inbox.put("")
         w.start()
     return workers, done
 
@@ -904,9 +935,11 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     nb_dir = Path(notebooks_dir).resolve() if notebooks_dir else DEFAULT_NOTEBOOKS
     notebooks = notebooks_in(nb_dir)
     registry = _Kernels()
-    # the kernels boot first thing: until validation needs both cores, one of them is idle.
-    # pydantic, pandas, DuckDB and the lenses' modules are imported while they boot
-    workers, done = _boot_workers(2 if parallel else 1, registry)
+    # the kernels' fork server (Linux) or the kernels themselves boot first thing: until
+    # validation needs both cores, one of them is idle. pydantic, pandas, DuckDB and the
+    # lenses' modules are imported while they boot
+    registry.fork_server = kernel_fork.ForkServer.start(_kernel_env())
+    workers, done = _boot_workers(2 if parallel else 1, registry, boot=registry.fork_server is None)
     try:
         from .demo_header import read_header
         from .params import load_params
@@ -1020,6 +1053,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     finally:
         if workers:
             _stop_workers(workers, registry)
+        registry.close_fork_server()
         # a page being written (at most one) finishes before its folder is removed
         background.shutdown(wait=True, cancel_futures=True)
         _rmtree(tmp)
