@@ -14,8 +14,10 @@ import) executed with papermill, each in a fresh kernel; the ratio of the notebo
 (number of notebooks x floor) says how much of the notebook time is fixed cost.
 
 With ``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/base
-<rev>``) every run of this code is paired with a run of that code, alternately, on the same
-inputs (the baseline's own ``params/demo.yaml`` for the demo), and the table gets the median
+<rev>``) every run of this code is paired with a run of that code on the same inputs (the
+baseline's own ``params/demo.yaml`` for the demo), the baseline first in odd pairs and second
+in even ones (a run that starts right after another gets memory just freed, which is cheaper
+on the benchmark machine: ``bench_fresh_memory.py``), and the table gets the median
 baseline / this-code ratio of the pairs: on a noisy machine a ratio measured in one session
 says more than wall times measured at different times of day.
 
@@ -232,12 +234,16 @@ def main(argv=None) -> int:
         base_params = (baseline / "params" / "demo.yaml" if size == "demo" else params) if baseline else None
         runs, base_runs = [], []
         for i in range(args.repeat):
-            if baseline is not None:
-                b = run_once(base_params, baseline)
-                base_runs.append(b)
-                print(f"{size} baseline run {i + 1}/{args.repeat}: {b['wall_s']:.1f} s wall", flush=True)
+            # the pair's order alternates: a run that starts right after another one gets memory
+            # the machine has just freed, which is cheaper to touch (bench_fresh_memory.py)
+            if baseline is not None and i % 2 == 0:
+                base_runs.append(run_once(base_params, baseline))
+                print(f"{size} baseline run {i + 1}/{args.repeat}: {base_runs[-1]['wall_s']:.1f} s wall", flush=True)
             r = run_once(params)
             runs.append(r)
+            if baseline is not None and i % 2 == 1:
+                base_runs.append(run_once(base_params, baseline))
+                print(f"{size} baseline run {i + 1}/{args.repeat}: {base_runs[-1]['wall_s']:.1f} s wall", flush=True)
             print(f"{size} run {i + 1}/{args.repeat}: {r['wall_s']:.1f} s wall, peak {r['peak_tree_mb']:,.0f} MB "
                   f"(validate {r['validate_s']:.1f}, prepare {r['prepare_s']:.1f}, notebooks {r['notebooks_s']:.1f})",
                   flush=True)
