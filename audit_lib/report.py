@@ -531,6 +531,11 @@ else:
 with _kpa_w.catch_warnings():
     _kpa_w.simplefilter("ignore")
     _kpa_pd.reset_option("all")
+# pyplot redraws every open figure after each cell when interactive, then the inline backend
+# draws it again for its PNG: the first draw is thrown away (a quarter of the charts' time).
+# The backend is loaded now, so that no later switch puts pyplot's hook back
+_kpa_plt.switch_backend(_kpa_m.rcParams["backend"])
+_kpa_plt.uninstall_repl_displayhook()
 _kpa_os.environ["KPI_AUDIT_NOTEBOOK"] = {stem!r}
 _kpa_os.environ["JPY_SESSION_NAME"] = {path!r}
 _kpa_os.chdir({folder!r})

@@ -112,3 +112,24 @@ def test_a_forked_kernel_shows_matplotlib_figures(registry):
         assert any("image/png" in m["content"].get("data", {}) for m in outputs if m["msg_type"] == "display_data")
     finally:
         kernel.stop()
+
+
+def test_each_chart_is_drawn_once_per_cell(registry, tmp_path):
+    # pyplot's own post-cell redraw is disconnected by the runner's setup code: the inline
+    # backend's PNG is the only rendering (it was the third of three: a wasted full draw before)
+    from jupyter_core.utils import run_sync
+    kernel = report._Kernel(1, registry)
+    try:
+        kernel.warm(report._WARM)
+        kernel.warm(report._SETUP.format(stem="99_probe", path=str(tmp_path / "99_probe.ipynb"), folder=str(tmp_path)))
+        outputs = []
+        for code in ("import matplotlib.figure as _f\n_n = []\n_orig = _f.Figure.draw\n"
+                     "_f.Figure.draw = lambda self, r: (_n.append(1), _orig(self, r))[1]",
+                     "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3]);",
+                     "print('draws', len(_n))"):
+            run_sync(kernel.kc.execute_interactive)(code, timeout=60, output_hook=outputs.append)
+        images = [m for m in outputs if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]]
+        printed = [m["content"]["text"] for m in outputs if m["msg_type"] == "stream"]
+        assert len(images) == 1 and printed == ["draws 1\n"]
+    finally:
+        kernel.stop()
