@@ -228,17 +228,27 @@ def _skip_iri_format_checker() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)
 
 
-def _skip_pandera_strategies() -> None:
-    """Keep pandera from importing Hypothesis when it validates the small tables.
+@contextlib.contextmanager
+def _pandera_without_hypothesis():
+    """Keep pandera from importing Hypothesis while the runner validates the small tables.
 
     pandera imports its data-synthesis strategies, and with them Hypothesis, whenever Hypothesis
     is installed (the test dependencies install it): 0.15-0.3 s of the runner's validation,
-    measured on the demo. Validation never synthesises data, so the runner marks Hypothesis as
-    unavailable (pandera imports it inside ``except ImportError``). Nothing changes in a process
-    where pandera or Hypothesis is already imported (pytest loads Hypothesis at start).
+    measured on the demo. Validation never synthesises data, so for the time of the block
+    Hypothesis is marked unavailable (pandera imports it inside ``except ImportError``), and the
+    mark is removed afterwards: a later ``import hypothesis`` in the same process works (pandera,
+    imported meanwhile, then has no data strategies). Nothing changes in a process where pandera
+    or Hypothesis is already imported.
     """
-    if "pandera" not in sys.modules:
-        sys.modules.setdefault("hypothesis", None)
+    if "pandera" in sys.modules or "hypothesis" in sys.modules:
+        yield
+        return
+    sys.modules["hypothesis"] = None
+    try:
+        yield
+    finally:
+        if "hypothesis" in sys.modules and sys.modules["hypothesis"] is None:
+            del sys.modules["hypothesis"]
 
 
 def _warm_up() -> None:
@@ -945,7 +955,6 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
         is rendered into ``<period>.failed-<timestamp>/``.
     """
     _skip_iri_format_checker()
-    _skip_pandera_strategies()
     progress = _Progress(quiet)
     t_start = time.perf_counter()
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -999,7 +1008,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             hashes = background.submit(_input_hashes, params)
 
             t = time.perf_counter()
-            validation = context.validate_inputs(params)
+            with _pandera_without_hypothesis():
+                validation = context.validate_inputs(params)
             timings["validate"] = round(time.perf_counter() - t, 3)
             n_warn = len(getattr(validation, "warnings", []) or [])
             progress(f"[1/5] validate   {timings['validate']:6.1f} s  inputs valid"

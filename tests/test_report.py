@@ -421,17 +421,21 @@ def test_scorecard_waits_for_a_section_that_saves_late_or_never(tmp_path):
 
 
 def test_runner_validates_without_importing_hypothesis(demo_params):
-    # a fresh process, as `kpi-audit run` is: pandera checks the small tables as before, and
-    # Hypothesis (installed with the test dependencies) is never imported
+    # a fresh process, as `kpi-audit run` is: pandera checks the small tables as before,
+    # Hypothesis (installed with the test dependencies) is not imported meanwhile, and it can be
+    # imported afterwards (pytest's Hypothesis plugin does so at the end of a session)
     code = ("import sys\nfrom audit_lib import report, context, params\n"
-            "report._skip_pandera_strategies()\n"
-            "v = context.validate_inputs(params.load_params(sys.argv[1]))\n"
-            "print(v.ok, sys.modules.get('hypothesis', 'absent'), 'pandera' in sys.modules)")
+            "with report._pandera_without_hypothesis():\n"
+            "    v = context.validate_inputs(params.load_params(sys.argv[1]))\n"
+            "    during = sys.modules.get('hypothesis', 'absent')\n"
+            "after = sys.modules.get('hypothesis', 'absent')\n"
+            "import hypothesis.internal\n"
+            "print(v.ok, during, after, 'pandera' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(demo_params)], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout.split()
-    assert out == ["True", "None", "True"]
+    assert out == ["True", "None", "absent", "True"]
     # a process that already has pandera keeps whatever it had
-    code = ("import sys, pandera.pandas\nfrom audit_lib import report\nreport._skip_pandera_strategies()\n"
-            "print(sys.modules.get('hypothesis', 'absent') is not None)")
+    code = ("import sys, pandera.pandas\nfrom audit_lib import report\nwith report._pandera_without_hypothesis():\n"
+            "    print(sys.modules.get('hypothesis', 'absent') is not None)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           check=True).stdout.strip() == "True"
