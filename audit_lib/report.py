@@ -480,8 +480,6 @@ def _kernel_manager_class():
         from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
         from jupyter_client.manager import AsyncKernelManager
 
-        from . import kernel_fork
-
         class ThisPythonSpecs(KernelSpecManager):
             """Every kernel name resolves to this interpreter, whatever kernelspecs the machine has."""
 
@@ -542,7 +540,7 @@ with _kpa_w.catch_warnings():
     _kpa_w.simplefilter("ignore")
     _kpa_pd.reset_option("all")
 # pyplot redraws every open figure after each cell when interactive, then the inline backend
-# draws it again for its PNG: the first draw is thrown away (a quarter of the charts' time).
+# draws it again for its PNG: the first drawing, a whole rendering per chart, is thrown away.
 # The backend is loaded now, so that no later switch puts pyplot's hook back
 _kpa_plt.switch_backend(_kpa_m.rcParams["backend"])
 _kpa_plt.uninstall_repl_displayhook()
