@@ -11,9 +11,9 @@ in a few tenths of a second and shares the imported code with its siblings.
 Protocol (one JSON object per line): the runner writes ``{"cmd": [...], "env": {...}, "log":
 path}`` to the server's stdin; the server answers ``{"pid": N}`` (or ``{"error": "..."}``) on
 its stdout. The child becomes the leader of a new session (like ``jupyter_client``'s own
-launcher), takes ``env`` as its environment (with ``JPY_PARENT_PID`` set to the server, so the
-kernel exits when the server does) and runs ``ipykernel_launcher`` with the arguments of
-``cmd``. The server exits when its stdin closes, i.e. when the runner ends or dies.
+launcher), takes ``env`` as its environment and runs ``ipykernel_launcher`` with the arguments
+of ``cmd`` and the server as its parent (``--IPKernelApp.parent_handle``), so the kernel exits
+when the server does. The server exits when its stdin closes, i.e. when the runner ends or dies.
 
 Anything unexpected (another platform, a kernel command that is not ``python -m
 ipykernel_launcher``, a server that fails to start or answer) makes :class:`ForkServer` return
@@ -187,7 +187,6 @@ def provisioner_class():
                 server = self.fork_server
                 if server is not None:
                     env = dict(kwargs.get("env") or os.environ)
-                    env["JPY_PARENT_PID"] = str(server.pid)   # the kernel's parent is the server
                     log = getattr(kwargs.get("stdout"), "name", None)
                     try:
                         pid = server.fork(list(cmd), env, log if isinstance(log, str) else os.devnull)
