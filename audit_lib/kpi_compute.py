@@ -53,8 +53,8 @@ __all__ = [
 CONTACTS_COLUMN = "contacts"
 
 DERIVED_COLUMNS = _DERIVED = (D.WEEK, D.DATE, D.FOLLOWED_BY_REPEAT, D.FOLLOWED_BY_COMPLAINT, D.IS_SHORT, D.ANSWERED_IN_TIME)
-_SQL_TYPES = {**{c: "BOOLEAN" for c in C.BOOLEANS}, **{c: "DOUBLE" for c in C.DURATIONS + C.SCORES},
-              **{c: "VARCHAR" for c in C.TEXT}}
+SQL_TYPES = {**{c: "BOOLEAN" for c in C.BOOLEANS}, **{c: "DOUBLE" for c in C.DURATIONS + C.SCORES},
+             **{c: "VARCHAR" for c in C.TEXT}}
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | No
     thresholds = thresholds or Thresholds()
     cols = list(columns)
     have = set(cols)
-    extra = [f"CAST(NULL AS {_SQL_TYPES[c]}) AS {_q(c)}" for c in C.OPTIONAL if c not in have]
+    extra = [f"CAST(NULL AS {SQL_TYPES[c]}) AS {_q(c)}" for c in C.OPTIONAL if c not in have]
     days = int(thresholds.repeat_window_days)
     sl = int(thresholds.service_level_seconds)
     short = int(thresholds.short_contact_seconds)

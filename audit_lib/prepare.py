@@ -103,6 +103,61 @@ def _coverage(table: pa.Table) -> pa.Table:
                      "missing_share": pa.array([m / rows if rows else None for m in missing], pa.float64())})
 
 
+def _period_sql(date: str, start: str | None, end: str | None) -> str:
+    """SQL condition: ``date`` (a DATE expression) in the audit period; TRUE without one."""
+    where = []
+    if start:
+        where.append(f"{date} >= DATE '{start}'")
+    if end:
+        where.append(f"{date} <= DATE '{end}'")
+    return " AND ".join(where) or "TRUE"
+
+
+def _ts_period_sql(start: str | None, end: str | None) -> str:
+    """The period condition on ``started_at`` itself: from ``start`` 00:00 to before the day after ``end``.
+
+    The same rows as :func:`_period_sql` on ``CAST(started_at AS DATE)``, without computing a
+    date per contact.
+    """
+    where = []
+    if start:
+        where.append(f"{C.STARTED_AT} >= TIMESTAMP '{start}'")
+    if end:
+        where.append(f"{C.STARTED_AT} < TIMESTAMP '{end}' + INTERVAL 1 DAY")
+    return " AND ".join(where) or "TRUE"
+
+
+def _plain_sql(src: str, names: list[str], start: str | None, end: str | None) -> str:
+    """The in-period contacts with their own columns (optional ones absent: typed NULLs)."""
+    have = set(names)
+    cols = [_q(c) for c in names] + [f"CAST(NULL AS {kc.SQL_TYPES[c]}) AS {_q(c)}"
+                                     for c in C.OPTIONAL if c not in have]
+    return f"SELECT {', '.join(cols)} FROM {src} WHERE {_ts_period_sql(start, end)}"
+
+
+def _stats(con, start: str | None, end: str | None) -> tuple[tuple, dict[str, int]]:
+    """The manifest's coverage figures: one narrow scan of the contacts plus the ``__base`` table.
+
+    Returns ``(in period, outside it, first start, last start, weeks, agents, teams)`` and the
+    in-period contacts per channel.
+    """
+    inside = _ts_period_sql(start, end)
+    rows = con.execute(
+        f"SELECT {C.CHANNEL}, count(*) FILTER (WHERE {inside}), "
+        f"count(*) FILTER (WHERE {C.STARTED_AT} IS NOT NULL AND NOT ({inside})), "
+        f"min({C.STARTED_AT}) FILTER (WHERE {inside}), max({C.STARTED_AT}) FILTER (WHERE {inside}) "
+        f"FROM __contacts GROUP BY 1 ORDER BY 1").fetchall()
+    channels = {str(r[0]): int(r[1]) for r in rows if r[1]}
+    firsts = [r[3] for r in rows if r[3] is not None]
+    lasts = [r[4] for r in rows if r[4] is not None]
+    weeks, agents, teams = con.execute(
+        f"SELECT count(DISTINCT {D.WEEK}), count(DISTINCT {C.AGENT_ID}), count(DISTINCT {C.TEAM}) FROM __base"
+    ).fetchone()
+    stats = (sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows), min(firsts, default=None),
+             max(lasts, default=None), weeks, agents, teams)
+    return stats, channels
+
+
 def _parts(th: Thresholds) -> dict[str, tuple[str, str, float]]:
     """Numerator/denominator SQL of every formula computable from contacts (additive aggregates)."""
     return {k: kc.formula_sql(k, th) for k, f in kc.load_formulas().items() if not f.external}
@@ -307,27 +362,18 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
             # flags present as columns are kept by derived_sql; without a customer column they are NULL
             con.execute(f"CREATE VIEW {_ENRICHED} AS "
                         + kc.derived_sql("__contacts", list(table.column_names), th, windows=False, row=_ROW))
-            con.execute("CREATE VIEW __plain_all AS "
-                        + kc.derived_sql("__contacts", names + [_ROW], th, windows=False, row=_ROW))
             timings["enrich"] = time.perf_counter() - tq
-            where = []
-            if start:
-                where.append(f"{D.DATE} >= DATE '{start}'")
-            if end:
-                where.append(f"{D.DATE} <= DATE '{end}'")
-            cond = " AND ".join(where) or "TRUE"
+            cond = _period_sql(D.DATE, start, end)
             con.execute(f"CREATE VIEW __in_period AS SELECT * FROM {_ENRICHED} WHERE {cond}")
-            con.execute(f"CREATE VIEW __plain AS SELECT * FROM __plain_all WHERE {cond}")
-            stats = con.execute(
-                f"SELECT count(*) FILTER (WHERE {cond}), count(*) FILTER (WHERE NOT ({cond})), "
-                f"min({C.STARTED_AT}) FILTER (WHERE {cond}), max({C.STARTED_AT}) FILTER (WHERE {cond}), "
-                f"count(DISTINCT {D.WEEK}) FILTER (WHERE {cond}), count(DISTINCT {C.AGENT_ID}) FILTER (WHERE {cond}), "
-                f"count(DISTINCT {C.TEAM}) FILTER (WHERE {cond}) FROM __plain_all").fetchone()
-            channels = {str(r[0]): int(r[1]) for r in con.execute(
-                f"SELECT {C.CHANNEL}, count(*) FROM __plain GROUP BY 1 ORDER BY 1").fetchall()}
+            # the histograms and first replies need raw columns only: a view without the derived
+            # columns, filtered on the timestamp itself (the same rows as the date filter)
+            con.execute(f"CREATE VIEW __plain AS {_plain_sql('__contacts', names, start, end)}")
             tq = time.perf_counter()
             con.execute(f"CREATE TEMP TABLE __base AS {_base_sql('__in_period', th)}")
             timings["base"] = time.perf_counter() - tq
+            tq = time.perf_counter()
+            stats, channels = _stats(con, start, end)
+            timings["stats"] = time.perf_counter() - tq
             queries = _queries(columns, kpis, th, targets)
             con.execute(f"CREATE TEMP TABLE __agent_team AS {queries.pop('__agent_team')}")
             paths, rows = {}, {}
