@@ -65,6 +65,7 @@ __all__ = [
     "respondent_index", "perception_index", "reliability_table", "likert_counts",
     "role_groups", "rank_biserial", "mann_whitney_gap", "staff_manager_gaps", "kruskal_wallis",
     "team_differences", "holm", "wilson_interval", "agreement_shares", "response_rates",
+    "response_rate_display",
     "team_role_counts", "redact", "comment_themes", "theme_counts", "quotes", "format_quotes",
     "perception_findings", "team_index", "audit_findings", "metric_names", "headcount",
     "index_display", "gaps_display", "summary_text",
@@ -896,6 +897,31 @@ def agreement_shares(survey: pd.DataFrame, item_id: str, *,
 # ---------------------------------------------------------------------------
 # response rates and counts
 # ---------------------------------------------------------------------------
+#: report headers of :func:`response_rates`' columns
+RESPONSE_RATE_HEADERS = {"team": "Team", "respondents": "Respondents", "agents_responding": "Agents answering",
+                         "agents": "Agents in the contacts", "response_rate": "Agent response rate"}
+
+
+def response_rate_display(rates: pd.DataFrame) -> pd.DataFrame:
+    """:func:`response_rates` for the report: readable headers, the rate as a whole percentage.
+
+    A blank rate (hidden, or not computable) stays blank; ``attrs`` (the note) is kept.
+
+    Examples
+    --------
+    >>> rates = pd.DataFrame({"team": ["A", "total"], "respondents": [8, 9],
+    ...                       "response_rate": pd.array([0.8125, pd.NA], dtype="Float64")})
+    >>> response_rate_display(rates).to_dict("list")
+    {'Team': ['A', 'total'], 'Respondents': [8, 9], 'Agent response rate': ['81%', '']}
+    """
+    out = rates.copy()
+    if "response_rate" in out.columns:
+        out["response_rate"] = [("" if pd.isna(v) else f"{float(v):.0%}") for v in out["response_rate"]]
+    out = out.rename(columns=RESPONSE_RATE_HEADERS)
+    out.attrs = dict(rates.attrs)
+    return out
+
+
 def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, *,
                    threshold: int = anonymity.DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Respondents per team (guarded), and agent response rate when a headcount is given.

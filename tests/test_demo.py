@@ -317,8 +317,13 @@ def test_customers_repeat_realistically(null):
 
 def test_survey_shape(planted):
     s = planted.survey
-    assert 100 <= len(s) <= 140
+    assert 55 <= len(s) <= 70
     assert (s[S.TEAM] == "Delta").sum() == 3
+    # fewer agents answer than each team has in the contacts (a response rate of at most 100 %)
+    agents_per_team = planted.contacts.groupby(C.TEAM)[C.AGENT_ID].nunique()
+    answering = s[s[S.ROLE] == "agent"].groupby(S.TEAM).size().drop("", errors="ignore")
+    rates = answering / agents_per_team.reindex(answering.index)
+    assert ((rates > 0.1) & (rates <= 0.9)).all(), rates
     assert set(s[S.ROLE]) == set(S.ROLES)
     assert s[S.RESPONDENT_ID].is_unique
     assert set(s[S.TENURE_BAND]) - {""}
@@ -463,11 +468,14 @@ def test_one_agent_offers_the_csat_survey_selectively(planted, null):
 
 
 def test_managers_rate_aht_higher_than_staff(planted, null):
-    assert _role_gap(planted.survey, "AHT") == pytest.approx(1.5, abs=0.4)
+    # The generator shifts the managers' latent AHT level by 1.5; answers are clipped to 1..5, so
+    # the observed index gap is smaller: over 200 seeds of this survey design it was 1.36 on
+    # average (SD 0.18), and 0.00 (SD 0.19) in the null data. Three SDs either side.
+    assert _role_gap(planted.survey, "AHT") == pytest.approx(1.36, abs=0.55)
     for mid in planted.register[R.METRIC_ID]:
         if mid != "AHT":
-            assert abs(_role_gap(planted.survey, mid)) < 0.5, mid
-        assert abs(_role_gap(null.survey, mid)) < 0.5, mid
+            assert abs(_role_gap(planted.survey, mid)) < 0.6, mid
+        assert abs(_role_gap(null.survey, mid)) < 0.6, mid
 
 
 def test_survey_items_form_a_reliable_index(planted):

@@ -576,3 +576,15 @@ def test_response_rate_above_one_is_blanked_with_a_note(survey):
     assert pd.isna(rr.loc["Atlas", "response_rate"])             # more agents answered than exist
     assert rr.loc["Beacon", "response_rate"] == pytest.approx(rr.loc["Beacon", "agents_responding"] / 60)
     assert "more agents answering" in rr.attrs["note"] and "fewer than 5" in rr.attrs["note"]
+
+
+def test_response_rate_display_has_readable_headers_and_percentages(survey):
+    headcount = pd.DataFrame({"team": ["Atlas", "Beacon", "Comet", "Delta"], "agents": [10, 60, 60, 6]})
+    rr = P.response_rates(survey, headcount)
+    shown = P.response_rate_display(rr).set_index("Team")
+    assert list(shown.columns) == ["Respondents", "Agents answering", "Agents in the contacts", "Agent response rate"]
+    assert shown.loc["Atlas", "Agent response rate"] == ""          # blanked above 100 %: stays blank
+    beacon = rr.set_index("team").loc["Beacon"]
+    # the percentage is the rate itself, rounded to a whole percent (hand check: n / 60)
+    assert shown.loc["Beacon", "Agent response rate"] == f"{round(100 * beacon['agents_responding'] / 60)}%"
+    assert shown.attrs["note"] == rr.attrs["note"]
