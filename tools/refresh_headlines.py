@@ -33,8 +33,14 @@ def refresh(path: Path) -> list[int]:
     with tempfile.TemporaryDirectory(prefix="kpa-refresh-") as sockets:
         # IPC sockets: no TCP port, so the kernel prints no "unencrypted TCP" warning
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-        NotebookClient(executed, km=km, timeout=600,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        try:
+            NotebookClient(executed, km=km, timeout=600,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+        finally:
+            # the client leaves a kernel it did not create running: stop it here, not when this
+            # process exits (each orphan printed "Parent appears to have exited")
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     checked = []
     count = 0
     for n, (cell, ran) in enumerate(zip(nb.cells, executed.cells), start=1):
@@ -42,8 +48,13 @@ def refresh(path: Path) -> list[int]:
             continue
         count += 1
         if MARK in cell.source:
+            # numbered by position, output and cell alike, so a refresh that changes no result
+            # changes no byte (the kernel's own counter depends on how it was started)
             cell.outputs = ran.outputs
             cell.execution_count = count
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out["execution_count"] = count
             checked.append(n)
         else:
             cell.outputs = []
