@@ -103,27 +103,18 @@ def _coverage(table: pa.Table) -> pa.Table:
                      "missing_share": pa.array([m / rows if rows else None for m in missing], pa.float64())})
 
 
-def _period_sql(date: str, start: str | None, end: str | None) -> str:
-    """SQL condition: ``date`` (a DATE expression) in the audit period; TRUE without one."""
-    where = []
-    if start:
-        where.append(f"{date} >= DATE '{start}'")
-    if end:
-        where.append(f"{date} <= DATE '{end}'")
-    return " AND ".join(where) or "TRUE"
+def _period_sql(start: str | None, end: str | None, date: str | None = None) -> str:
+    """SQL condition: the contact is in the audit period (TRUE without one).
 
-
-def _ts_period_sql(start: str | None, end: str | None) -> str:
-    """The period condition on ``started_at`` itself: from ``start`` 00:00 to before the day after ``end``.
-
-    The same rows as :func:`_period_sql` on ``CAST(started_at AS DATE)``, without computing a
-    date per contact.
+    On ``date`` (a DATE expression) when given; otherwise on ``started_at`` itself, from
+    ``start`` 00:00 to before the day after ``end``: the same rows as on
+    ``CAST(started_at AS DATE)``, without computing a date per contact.
     """
     where = []
     if start:
-        where.append(f"{C.STARTED_AT} >= TIMESTAMP '{start}'")
+        where.append(f"{date} >= DATE '{start}'" if date else f"{C.STARTED_AT} >= TIMESTAMP '{start}'")
     if end:
-        where.append(f"{C.STARTED_AT} < TIMESTAMP '{end}' + INTERVAL 1 DAY")
+        where.append(f"{date} <= DATE '{end}'" if date else f"{C.STARTED_AT} < TIMESTAMP '{end}' + INTERVAL 1 DAY")
     return " AND ".join(where) or "TRUE"
 
 
@@ -132,7 +123,7 @@ def _plain_sql(src: str, names: list[str], start: str | None, end: str | None) -
     have = set(names)
     cols = [_q(c) for c in names] + [f"CAST(NULL AS {kc.SQL_TYPES[c]}) AS {_q(c)}"
                                      for c in C.OPTIONAL if c not in have]
-    return f"SELECT {', '.join(cols)} FROM {src} WHERE {_ts_period_sql(start, end)}"
+    return f"SELECT {', '.join(cols)} FROM {src} WHERE {_period_sql(start, end)}"
 
 
 def _stats(con, start: str | None, end: str | None) -> tuple[tuple, dict[str, int]]:
@@ -141,7 +132,7 @@ def _stats(con, start: str | None, end: str | None) -> tuple[tuple, dict[str, in
     Returns ``(in period, outside it, first start, last start, weeks, agents, teams)`` and the
     in-period contacts per channel.
     """
-    inside = _ts_period_sql(start, end)
+    inside = _period_sql(start, end)
     rows = con.execute(
         f"SELECT {C.CHANNEL}, count(*) FILTER (WHERE {inside}), "
         f"count(*) FILTER (WHERE {C.STARTED_AT} IS NOT NULL AND NOT ({inside})), "
@@ -363,7 +354,7 @@ def prepare(params, run_dir: str | Path, contacts: pa.Table | pd.DataFrame | Non
             con.execute(f"CREATE VIEW {_ENRICHED} AS "
                         + kc.derived_sql("__contacts", list(table.column_names), th, windows=False, row=_ROW))
             timings["enrich"] = time.perf_counter() - tq
-            cond = _period_sql(D.DATE, start, end)
+            cond = _period_sql(start, end, date=D.DATE)
             con.execute(f"CREATE VIEW __in_period AS SELECT * FROM {_ENRICHED} WHERE {cond}")
             # the histograms and first replies need raw columns only: a view without the derived
             # columns, filtered on the timestamp itself (the same rows as the date filter)

@@ -205,6 +205,19 @@ def test_prepare_keeps_only_the_period(demo_audit, tmp_path):
     import json
     manifest = json.loads((tmp_path / "prepared" / MANIFEST).read_text())
     assert manifest["outside_period"] == contacts.num_rows - cw["contacts"].sum() > 0
+    # the other coverage figures, recomputed with pandas from the raw contacts (dates, not times)
+    df = contacts.to_pandas()
+    day = df[C.STARTED_AT].dt.normalize()
+    inside = df[(day >= pd.Timestamp(p.period_start)) & (day <= pd.Timestamp(p.period_end))]
+    assert manifest["contacts"] == len(inside)
+    assert manifest["outside_period"] == len(df) - len(inside)
+    assert manifest["first_contact"] == str(inside[C.STARTED_AT].min())
+    assert manifest["last_contact"] == str(inside[C.STARTED_AT].max())
+    assert manifest["last_contact"] < str(pd.Timestamp(p.period_end) + pd.Timedelta(days=1))
+    assert manifest["weeks"] == inside[C.STARTED_AT].dt.to_period("W-SUN").nunique() == 12
+    assert manifest["agents"] == inside[C.AGENT_ID].nunique()
+    assert manifest["teams"] == inside[C.TEAM].nunique()
+    assert manifest["channels"] == inside[C.CHANNEL].value_counts().sort_index().to_dict()
 
 
 def test_pseudonym_matches_openssl_reference():
