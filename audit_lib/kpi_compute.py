@@ -46,15 +46,16 @@ from .settings import Thresholds
 
 __all__ = [
     "KpiFormula", "load_formulas", "computable_kpis", "formula_sql", "flags_sql", "derived_sql", "enrich",
-    "kpi_columns_sql", "aggregate_sql", "kpi_values", "CONTACTS_COLUMN", "DERIVED_COLUMNS",
+    "kpi_columns_sql", "aggregate_sql", "kpi_values", "missing_optional_sql", "CONTACTS_COLUMN",
+    "DERIVED_COLUMNS",
 ]
 
 #: name of the contacts count column every aggregate carries
 CONTACTS_COLUMN = "contacts"
 
 DERIVED_COLUMNS = _DERIVED = (D.WEEK, D.DATE, D.FOLLOWED_BY_REPEAT, D.FOLLOWED_BY_COMPLAINT, D.IS_SHORT, D.ANSWERED_IN_TIME)
-SQL_TYPES = {**{c: "BOOLEAN" for c in C.BOOLEANS}, **{c: "DOUBLE" for c in C.DURATIONS + C.SCORES},
-             **{c: "VARCHAR" for c in C.TEXT}}
+_SQL_TYPES = {**{c: "BOOLEAN" for c in C.BOOLEANS}, **{c: "DOUBLE" for c in C.DURATIONS + C.SCORES},
+              **{c: "VARCHAR" for c in C.TEXT}}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,15 @@ def flags_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None
             f"WHERE {C.CUSTOMER_ID} IS NOT NULL AND {C.STARTED_AT} IS NOT NULL")
 
 
+def missing_optional_sql(columns: Iterable[str]) -> list[str]:
+    """``CAST(NULL AS <type>) AS <column>`` for each optional contact column not in ``columns``.
+
+    Added to a SELECT so that every formula and prepared query parses whatever the export has.
+    """
+    have = set(columns)
+    return [f"CAST(NULL AS {_SQL_TYPES[c]}) AS {_q(c)}" for c in C.OPTIONAL if c not in have]
+
+
 def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | None = None, *,
                 flags: str | None = None, windows: bool = True, row: str = "__row") -> str:
     """A SELECT over ``source`` (table/view name) returning every column plus ``Derived`` ones.
@@ -166,7 +176,7 @@ def derived_sql(source: str, columns: Iterable[str], thresholds: Thresholds | No
     thresholds = thresholds or Thresholds()
     cols = list(columns)
     have = set(cols)
-    extra = [f"CAST(NULL AS {SQL_TYPES[c]}) AS {_q(c)}" for c in C.OPTIONAL if c not in have]
+    extra = missing_optional_sql(have)
     days = int(thresholds.repeat_window_days)
     sl = int(thresholds.service_level_seconds)
     short = int(thresholds.short_contact_seconds)

@@ -120,9 +120,7 @@ def _period_sql(start: str | None, end: str | None, date: str | None = None) -> 
 
 def _plain_sql(src: str, names: list[str], start: str | None, end: str | None) -> str:
     """The in-period contacts with their own columns (optional ones absent: typed NULLs)."""
-    have = set(names)
-    cols = [_q(c) for c in names] + [f"CAST(NULL AS {kc.SQL_TYPES[c]}) AS {_q(c)}"
-                                     for c in C.OPTIONAL if c not in have]
+    cols = [_q(c) for c in names] + kc.missing_optional_sql(names)
     return f"SELECT {', '.join(cols)} FROM {src} WHERE {_period_sql(start, end)}"
 
 
