@@ -33,7 +33,8 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["KERNEL_MODULES", "ForkError", "ForkServer", "ForkedProcess", "provisioner_class", "serve"]
+__all__ = ["KERNEL_MODULES", "ForkError", "ForkServer", "ForkedProcess", "import_all", "provisioner_class",
+           "serve"]
 
 #: what a report notebook imports (missing optional modules are skipped); also warmed in
 #: kernels that were not forked (``report._WARM``)
@@ -206,7 +207,11 @@ def provisioner_class():
 
 # ----------------------------------------------------------------------------- the server
 
-def _import_all(names) -> None:
+def import_all(names) -> None:
+    """Import every installed module of ``names`` (the server's and an unforked kernel's warm-up).
+
+    A module that fails to import is skipped: the notebook importing it reports the error.
+    """
     import importlib
     import importlib.util
     for name in names:
@@ -257,14 +262,14 @@ def serve() -> None:
     """The server's main loop (``python -m audit_lib.kernel_fork``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the runner's to handle
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)      # forked kernels are reaped automatically
-    _import_all(_KERNEL_SIDE)
+    import_all(_KERNEL_SIDE)
     preloaded = False
     out = sys.stdout
     for line in sys.stdin:
         try:
             request = json.loads(line)
             if not preloaded:
-                _import_all(KERNEL_MODULES)
+                import_all(KERNEL_MODULES)
                 # the imported objects live as long as the kernels: out of the collector's sight,
                 # a kernel's garbage collections do not write to (and so copy) the shared pages
                 gc.collect()

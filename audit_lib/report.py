@@ -824,11 +824,10 @@ class _Worker(threading.Thread):
 
 # Imported in each kernel while the runner validates and prepares: the modules the report
 # notebooks use (missing optional modules are skipped).
-_WARM = f"""\
-import importlib as _kpa_i, importlib.util as _kpa_u
-for _kpa_m in {kernel_fork.KERNEL_MODULES!r}:
-    if _kpa_u.find_spec(_kpa_m) is not None:
-        _kpa_i.import_module(_kpa_m)
+_WARM = """\
+from audit_lib.kernel_fork import KERNEL_MODULES as _kpa_m, import_all as _kpa_i
+_kpa_i(_kpa_m)
+del _kpa_m, _kpa_i
 """
 
 
