@@ -730,18 +730,21 @@ def _text(arr: pa.Array) -> pa.Array:
         arr = pc.cast(arr, pa.string())
     if pa.types.is_large_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    # Trimming copies every string; most columns of an export need none: when no byte is
-    # whitespace or non-ASCII (Unicode spaces are multi-byte), trimming would change nothing.
+    # Trimming copies every string; most columns of an export need none: when every value
+    # starts and ends with a byte that is neither whitespace nor part of a multi-byte character
+    # (Unicode spaces are multi-byte), trimming would change nothing. Checked on all bytes at
+    # once first (fast: ids, codes), then on each value's first and last byte, so that spaces
+    # inside values ("Meter reading", "2026-07-01 09:15:00") cost no copy.
     offsets, data = _string_buffers(arr)
     if offsets is None or offsets[-1] == offsets[0]:
         return pa.nulls(len(arr), pa.string())      # every value is empty or null
-    chars = data[offsets[0]:offsets[-1]]
-    if chars.min() < _FIRST_UNTRIMMED_BYTE or chars.max() >= 0x80:
+    filled = offsets[1:] != offsets[:-1]
+    if _may_need_trim(data[offsets[0]:offsets[-1]]) and _may_need_trim(_edge_bytes(offsets, data, filled)):
         arr = pc.utf8_trim_whitespace(arr)
         offsets, _ = _string_buffers(arr)
         if offsets is None:
             return pa.nulls(len(arr), pa.string())  # nothing but whitespace
-    filled = offsets[1:] != offsets[:-1]
+        filled = offsets[1:] != offsets[:-1]
     if filled.all():
         return arr
     if arr.offset == 0 and arr.null_count == 0:
@@ -749,6 +752,17 @@ def _text(arr: pa.Array) -> pa.Array:
         validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
         return pa.Array.from_buffers(pa.string(), len(arr), [validity, *arr.buffers()[1:]])
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _may_need_trim(chars: np.ndarray) -> bool:
+    """True when some byte of ``chars`` may be (part of) whitespace: ASCII space or control, or non-ASCII."""
+    return bool(len(chars)) and (chars.min() < _FIRST_UNTRIMMED_BYTE or chars.max() >= 0x80)
+
+
+def _edge_bytes(offsets: np.ndarray, data: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """The first and the last byte of every non-empty value."""
+    starts, ends = (offsets[:-1], offsets[1:]) if filled.all() else (offsets[:-1][filled], offsets[1:][filled])
+    return np.concatenate([data[starts], data[ends - 1]])
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray | None, np.ndarray | None]:

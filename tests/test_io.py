@@ -695,3 +695,57 @@ def test_bad_encoding_in_a_later_block_keeps_the_earlier_blocks_problems(tmp_pat
     assert only(report, "bad_encoding").rows == [301]
     assert only(report, "out_of_range").rows == [3]
     assert report.tables["contacts"] is None
+
+
+def test_nan_and_inf_written_out_are_not_numbers(tmp_path):
+    """Arrow's number parser reads "nan" and "inf"; a client never means them as values."""
+    data = rows("contacts")
+    data[2]["csat"], data[5]["handle_seconds"] = "nan", "inf"
+    report = report_for(write_client(tmp_path, contacts=csv_bytes(data)))
+    assert only(report, "wrong_type").rows == [4]
+    assert only(report, "unparseable_duration").rows == [7]
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("last_newline", [True, False])
+def test_rows_keep_their_numbers_across_blocks_whatever_the_line_endings(tmp_path, monkeypatch, ending,
+                                                                          last_newline):
+    monkeypatch.setattr(io, "BATCH_BYTES", 1 << 10)
+    data = [dict(rows("contacts")[i % 8], contact_id=f"C{i:05d}") for i in range(700)]
+    data[0]["csat"] = data[350]["csat"] = data[699]["csat"] = "9"
+    text = csv_bytes(data).replace(b"\n", ending)
+    if not last_newline:
+        text = text[:-len(ending)]
+    report = report_for(write_client(tmp_path, contacts=text))
+    assert report.rows["contacts"] == 700
+    assert only(report, "out_of_range").rows == [2, 352, 701]
+
+
+def test_a_header_below_title_rows_with_many_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "BATCH_BYTES", 1 << 10)
+    data = [dict(rows("contacts")[i % 8], contact_id=f"C{i:05d}") for i in range(500)]
+    data[400]["csat"] = "9"
+    raw = b"Contacts export\nGenerated 2026-10-02\n" + csv_bytes(data)
+    path = write_client(tmp_path, contacts=raw, params={"inputs": {"contacts": {"format": {"header_row": 3}}}})
+    report = report_for(path)
+    assert only(report, "out_of_range").rows == [404]
+    assert report.rows["contacts"] == 500
+
+
+def test_text_trims_exactly_as_arrow_trim_whitespace_with_blanks_as_null():
+    """``_text`` skips the trimming copy when no value starts or ends with whitespace or a
+    multi-byte character; the reference is Arrow's ``utf8_trim_whitespace`` of every value."""
+    import random
+    rng = random.Random(7)
+    alphabet = ["a", "Z", "7", " ", "\t", "\u00a0", "\u3000", "\u00e9", "-", "\u2003", "x y"]
+    cases = [["Meter reading", "2026-07-01 09:15:00", "Atlas"],            # inner spaces only
+             ["Atlas ", "Beacon"], ["\tAtlas", "Beacon"], ["Atlas\u00a0", "B"], ["\u00e9t\u00e9", "x"],
+             ["", "a", ""], ["", "", ""], ["  ", "a"], ["a b", "", "c d "]]
+    cases += [["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 5))) for _ in range(30)]
+              for _ in range(300)]
+    for values in cases:
+        arr = pa.array(values, pa.string())
+        for a in (arr, arr.slice(1)):
+            trimmed = pc.utf8_trim_whitespace(a).to_pylist()
+            expected = [v if v else None for v in trimmed]
+            assert io._text(a).to_pylist() == expected, values
