@@ -251,6 +251,19 @@ def test_lag_intervals_resample_weeks_when_there_are_few_teams():
     assert (prof_t["clusters"] == 3).all()
 
 
+def test_lag_zero_does_not_depend_on_how_many_lags_follow():
+    """analyse computes only lag 0 for an outcome the metric does not serve (the later lags are
+    not reported): its rho, interval, p, n and clusters equal those of the full profile's lag 0;
+    only the Bonferroni-adjusted interval (over the later lags) differs."""
+    for teams in (3, 10):
+        panel = _leading_panel(teams=teams)
+        full = L.lag_profile(panel, "m", "o", max_lag=4, bootstrap=200, seed=3).iloc[0]
+        alone = L.lag_profile(panel, "m", "o", max_lag=0, bootstrap=200, seed=3).iloc[0]
+        for col in ("rho", "ci_low", "ci_high", "p", "n", "clusters"):
+            assert alone[col] == full[col], (teams, col)
+        assert alone["ci_low_adj"] == alone["ci_low"] and full["ci_low_adj"] < full["ci_low"]
+
+
 # ---------------------------------------------------------------------------------------------
 # trends
 # ---------------------------------------------------------------------------------------------
