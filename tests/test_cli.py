@@ -1,6 +1,7 @@
 """The CLI turns errors into a short message and a documented exit code, never a traceback."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -64,3 +65,29 @@ def test_unknown_command_is_a_usage_error():
     result = run_cli("frobnicate")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_console_script_flushes_output_runs_exit_handlers_and_keeps_the_exit_code(tmp_path):
+    """``console`` ends the process with ``os._exit`` (no interpreter teardown): the output is
+    complete, atexit handlers (temporary folders, logging) still run, and main's code is the
+    process's exit code, 0 or not."""
+    script = ("import atexit, sys, tempfile, pathlib\n"
+              "from audit_lib import cli\n"
+              f"marker = pathlib.Path({str(tmp_path)!r}) / 'atexit-ran'\n"
+              "atexit.register(marker.touch)\n"
+              "sys.argv = ['kpi-audit', *sys.argv[1:]]\n"
+              "print('before the command')\n"               # sits in stdout's buffer (a pipe)
+              "cli.console()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}   # buffered, as for a user
+    missing = tmp_path / "no-such-params.yaml"
+    done = subprocess.run([sys.executable, "-c", script, "validate", str(missing)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == ParamsError.exit_code
+    assert done.stdout == "before the command\n" and "not found" in done.stderr
+    assert (tmp_path / "atexit-ran").is_file()
+    (tmp_path / "atexit-ran").unlink()
+    out = tmp_path / "client"
+    done = subprocess.run([sys.executable, "-c", script, "init", "Flush Test", "--dir", str(out)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("kpi-audit validate <params file>")
+    assert (tmp_path / "atexit-ran").is_file()
