@@ -986,6 +986,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
     tmp = client_dir / f"{TEMP_PREFIX}{report_dir.name}-{os.getpid()}-{secrets.token_hex(4)}"
     out, work = tmp / "report", tmp / "work"
     published = False
+    xlsx = None
     # one background thread writes the notebooks' HTML pages while the kernels go on, and
     # hashes the input files (hashlib releases the GIL: a 1 GB export takes ~0.8 s) meanwhile
     background = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-pages")
@@ -1046,11 +1047,12 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                         for r in sorted(results, key=lambda r: r.path.name)]
             frames = [fnd.read_json(p) for p in sorted((work / "findings").glob("*.json"))]
             all_findings = fnd.concat(frames)
+            xlsx = _Aside("findings.xlsx", _write_xlsx, out, all_findings)  # on the other core meanwhile
             fnd.write_json(all_findings, out / "findings.json")
             provenance = _provenance(params, started_at, timings, parallel, nb_dir, hashes.result())
             comparison = _comparison(params, all_findings, report_dir.name, progress)
             _write_index(out, params, sections, all_findings, provenance, comparison, metric_names)
-            _write_xlsx(out, all_findings)
+            xlsx.result()
             if getattr(getattr(params, "privacy", None), "pseudonymise_agents", True):
                 import pandas as pd
                 agents = pd.read_parquet(work / "prepared" / "agent_signatures.parquet", columns=["agent_id"])
@@ -1077,6 +1079,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
         registry.kill_all()
         raise RunError(f"the audit run failed: {type(exc).__name__}: {exc}") from exc
     finally:
+        if xlsx is not None:
+            xlsx.cancel()
         if workers:
             _stop_workers(workers, registry)
         registry.close_fork_server()
@@ -1159,6 +1163,82 @@ def _write_index(out: Path, params, sections, all_findings, provenance, comparis
 def _write_xlsx(out: Path, all_findings) -> None:
     from . import site
     site.write_findings_xlsx(all_findings, None, None, out / "findings.xlsx")
+
+
+class _Aside:
+    """``fn(*args)`` in a forked child process (Linux), so that it runs on the other core while
+    the runner goes on; :meth:`result` waits for it and raises ``RunError`` ("writing
+    ``what`` failed: <error>"). Where forking is not available, ``fn`` runs at once, here.
+
+    For the index step's ``findings.xlsx`` (openpyxl, pure Python, 0.4-0.6 s on the demo's
+    1,100 findings): a thread would hold the same interpreter lock as ``index.html``'s writing.
+    The child inherits the findings table, writes only its own file, and ends with
+    ``os._exit``; by the index step the kernels are stopped and no other thread is working.
+    """
+
+    def __init__(self, what: str, fn, *args):
+        self.what = what
+        self.pid: int | None = None
+        self._error: BaseException | None = None
+        if not (kernel_fork.enabled() and hasattr(os, "fork")):
+            self._run_here(fn, args)
+            return
+        read, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            self._run_here(fn, args)
+            return
+        if pid == 0:                                   # the child: no return from here
+            code = 1
+            try:
+                os.close(read)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the runner's to handle
+                fn(*args)
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 - reported to the runner through the pipe
+                with contextlib.suppress(Exception):
+                    os.write(write, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:4000])
+            finally:
+                os._exit(code)
+        os.close(write)
+        self.pid, self._read = pid, read
+
+    def _run_here(self, fn, args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - raised by result(), where the caller expects it
+            self._error = exc
+
+    def result(self) -> None:
+        if self.pid is None:
+            if self._error is not None:
+                raise RunError(f"writing {self.what} failed: {type(self._error).__name__}: {self._error}"
+                               ) from self._error
+            return
+        chunks = []
+        while chunk := os.read(self._read, 4096):        # until the child's end of the pipe closes
+            chunks.append(chunk)
+        os.close(self._read)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            message = b"".join(chunks).decode("utf-8", "replace") or f"exit status {status}"
+            raise RunError(f"writing {self.what} failed: {message}")
+
+    def cancel(self) -> None:
+        """Stop a child that is still running (the run failed or was interrupted)."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self._read)
+        self.pid = None
 
 
 def _publish(new: Path, final: Path) -> None:

@@ -439,3 +439,73 @@ def test_runner_validates_without_importing_hypothesis(demo_params):
             "    print(sys.modules.get('hypothesis', 'absent') is not None)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           check=True).stdout.strip() == "True"
+
+
+# ---------------------------------------------------------------------------------------------
+# findings.xlsx is written by a forked child while the runner writes the rest of the index step
+# ---------------------------------------------------------------------------------------------
+
+def _write_marker(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def _sleep_then_write(path: Path) -> None:
+    time.sleep(60)
+    path.write_text("too late", encoding="utf-8")
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_aside_runs_the_function_and_reports_its_error(tmp_path, monkeypatch, fork):
+    """Forked (Linux) or in this process (KPI_AUDIT_FORK_KERNELS=0, other systems): the file is
+    written, and a failure comes back as a RunError naming the error, not as a traceback."""
+    monkeypatch.setenv("KPI_AUDIT_FORK_KERNELS", fork)
+    done = report._Aside("out.txt", _write_marker, tmp_path / "out.txt", "written")
+    assert (done.pid is not None) == (fork == "1")
+    done.result()
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "written"
+    failed = report._Aside("out.txt", _fail, "disk full (planted)")
+    with pytest.raises(RunError, match=r"writing out.txt failed: ValueError: disk full \(planted\)"):
+        failed.result()
+
+
+def test_aside_cancel_stops_a_child_that_is_still_working(tmp_path, monkeypatch):
+    monkeypatch.setenv("KPI_AUDIT_FORK_KERNELS", "1")
+    aside = report._Aside("late.txt", _sleep_then_write, tmp_path / "late.txt")
+    pid = aside.pid
+    t = time.monotonic()
+    aside.cancel()
+    assert time.monotonic() - t < 5
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)                                 # gone, and reaped (no zombie left)
+    assert not (tmp_path / "late.txt").exists()
+    aside.cancel()                                      # a second cancel is harmless
+
+
+def test_workbook_written_aside_equals_the_one_written_in_process(published, tmp_path, monkeypatch):
+    from openpyxl import load_workbook
+
+    from audit_lib import findings as fnd
+    monkeypatch.setenv("KPI_AUDIT_FORK_KERNELS", "0")
+    report._write_xlsx(tmp_path, fnd.read_json(published / "findings.json"))
+    ours, reference = load_workbook(published / "findings.xlsx"), load_workbook(tmp_path / "findings.xlsx")
+    assert ours.sheetnames == reference.sheetnames
+    for a, b in zip(ours.worksheets, reference.worksheets):
+        assert [[c.value for c in row] for row in a.iter_rows()] == [[c.value for c in row] for row in b.iter_rows()]
+
+
+def test_a_failed_workbook_fails_the_run_and_keeps_the_previous_report(tmp_path, monkeypatch):
+    params = demo.generate(tmp_path / "client")
+    nbs = _small_notebooks(tmp_path / "nbs", {"01_ok": [OPEN, "x = 1"]})
+    previous, snapshot = _fake_previous(params)
+
+    def broken(out, all_findings):
+        raise OSError(28, "No space left on device (planted)")
+    monkeypatch.setattr(report, "_write_xlsx", broken)
+    with pytest.raises(RunError, match="writing findings.xlsx failed: OSError.*No space left on device"):
+        report.run(params, notebooks_dir=nbs, quiet=True)
+    assert _tree_bytes(previous) == snapshot
+    assert not [p for p in previous.parent.iterdir() if p.name.startswith(report.TEMP_PREFIX)]
