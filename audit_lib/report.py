@@ -1047,9 +1047,10 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                         for r in sorted(results, key=lambda r: r.path.name)]
             frames = [fnd.read_json(p) for p in sorted((work / "findings").glob("*.json"))]
             all_findings = fnd.concat(frames)
+            inputs = hashes.result()        # long done: before the fork, so no thread is busy
             xlsx = _Aside("findings.xlsx", _write_xlsx, out, all_findings)  # on the other core meanwhile
             fnd.write_json(all_findings, out / "findings.json")
-            provenance = _provenance(params, started_at, timings, parallel, nb_dir, hashes.result())
+            provenance = _provenance(params, started_at, timings, parallel, nb_dir, inputs)
             comparison = _comparison(params, all_findings, report_dir.name, progress)
             _write_index(out, params, sections, all_findings, provenance, comparison, metric_names)
             xlsx.result()
@@ -1168,12 +1169,14 @@ def _write_xlsx(out: Path, all_findings) -> None:
 class _Aside:
     """``fn(*args)`` in a forked child process (Linux), so that it runs on the other core while
     the runner goes on; :meth:`result` waits for it and raises ``RunError`` ("writing
-    ``what`` failed: <error>"). Where forking is not available, ``fn`` runs at once, here.
+    ``what`` failed: <error>"). Where forking is not available or is turned off
+    (``KPI_AUDIT_FORK_KERNELS=0``, as for the kernels), ``fn`` runs at once, here.
 
     For the index step's ``findings.xlsx`` (openpyxl, pure Python, 0.4-0.6 s on the demo's
     1,100 findings): a thread would hold the same interpreter lock as ``index.html``'s writing.
     The child inherits the findings table, writes only its own file, and ends with
-    ``os._exit``; by the index step the kernels are stopped and no other thread is working.
+    ``os._exit``; by the index step the kernels are stopped, every page is written and the
+    input hashes are done, so no other thread holds anything the child could need.
     """
 
     def __init__(self, what: str, fn, *args):
