@@ -91,3 +91,39 @@ def test_console_script_flushes_output_runs_exit_handlers_and_keeps_the_exit_cod
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0 and done.stdout.rstrip().endswith("kpi-audit validate <params file>")
     assert (tmp_path / "atexit-ran").is_file()
+
+
+def _thp_line(text: str) -> str:
+    return next((line for line in text.splitlines() if line.startswith("THP_enabled:")), "")
+
+
+@pytest.mark.skipif(not _thp_line(open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""),
+                    reason="the kernel does not report THP_enabled (Linux 5.0+ only)")
+@pytest.mark.parametrize("keep", [False, True])
+def test_console_turns_huge_pages_off_for_itself_and_its_children(keep):
+    """``console`` sets PR_SET_THP_DISABLE before the command runs, so the runner and every
+    kernel it starts (forked or executed) use small pages; KPI_AUDIT_HUGE_PAGES=1 keeps the
+    system's setting. The kernel's own report (/proc/<pid>/status) is the independent check."""
+    child = ("import subprocess, sys; print(open('/proc/self/status').read()); print(subprocess.run([sys.executable, '-c', "
+             "\"print(open('/proc/self/status').read())\"], capture_output=True, text=True).stdout)")
+    script = ("import subprocess, sys\n"
+              "from audit_lib import cli\n"
+              "def main():\n"
+              "    print(open('/proc/self/status').read())\n"
+              f"    print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True).stdout)\n"
+              "    return 0\n"
+              "cli.main = main\n"
+              "cli.console()\n")
+    env = {k: v for k, v in os.environ.items() if k != "KPI_AUDIT_HUGE_PAGES"}
+    if keep:
+        env["KPI_AUDIT_HUGE_PAGES"] = "1"
+    before = _thp_line(subprocess.run([sys.executable, "-c", "print(open('/proc/self/status').read())"],
+                                      capture_output=True, text=True, env=env).stdout)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("THP_enabled:")]
+    assert len(lines) == 3          # the console process, its child and its grandchild
+    if keep:
+        assert all(line == before for line in lines)
+    else:
+        assert all(line.split() == ["THP_enabled:", "0"] for line in lines), lines
