@@ -322,16 +322,67 @@ def _r2_all_subsets(corr: np.ndarray, p: int) -> np.ndarray:
     bootstrap replicate; the result has shape ``corr.shape[:-2] + (2 ** p,)``. Subsets of one
     size are solved together (batched solve; when a subset is collinear, the pseudo-inverse
     gives the minimum-norm fit instead of an error).
+
+    With ``a`` a subset's predictor correlations and ``b`` their correlations with the
+    outcome, R² = b' a⁻¹ b = |y|² where ``L y = b`` and ``a = L L'`` (Cholesky). The
+    factorisation runs elementwise over the whole stack (:func:`_cholesky_r2`): NumPy's
+    batched ``solve`` makes one LAPACK call per system, 2,048 × 100 of them per analysis with
+    11 predictors and 100 replicates, which was 0.74 s of the demo's linkage. A subset that is
+    not clearly positive definite (collinear) is solved the old way.
     """
     groups, _ = _subsets(p)
     r2 = np.zeros(corr.shape[:-2] + (1 << p,))
+    # the matrix axes first, so that each element of every subset's system is one contiguous
+    # vector over (subsets, replicates)
+    front = np.moveaxis(corr, (-2, -1), (0, 1))
     for _k, masks, idx in groups:
-        a = corr[..., idx[:, :, None], idx[:, None, :]]
-        # np.take keeps b C-ordered (fancy indexing of a stack would not), so every row sum
-        # below is numpy's pairwise sum of that row, the same as for a single matrix
-        b = np.take(corr[..., p], idx, axis=-1)
-        r2[..., masks] = (b * _subset_weights(a, b)).sum(axis=-1)
+        cols = idx.T                                            # (k, subsets)
+        a = front[cols[:, None, :], cols[None, :, :]]           # (k, k, subsets, *replicates)
+        b = front[cols, p]                                      # (k, subsets, *replicates)
+        fit, bad = _cholesky_r2(a, b)
+        fit, bad = np.moveaxis(fit, 0, -1), np.moveaxis(bad, 0, -1)
+        if bad.any():
+            a_old = np.moveaxis(a, (0, 1, 2), (-2, -1, -3))[bad]
+            b_old = np.moveaxis(b, (0, 1), (-1, -2))[bad]
+            fit[bad] = (b_old * _subset_weights(a_old, b_old)).sum(axis=-1)
+        r2[..., masks] = fit
     return r2
+
+
+def _cholesky_r2(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(b' a⁻¹ b, not positive definite)`` for symmetric systems ``a`` (k, k, ...), ``b`` (k, ...).
+
+    Cholesky factor and forward substitution with every sum accumulated in index order, one
+    elementwise operation over all systems at a time (the systems run along the trailing
+    axes): each system's result is the same bits whether it is solved alone or with others.
+    A pivot at or below 1e-10 of its diagonal marks the system as collinear (its result is
+    then meaningless and must be replaced).
+    """
+    k = a.shape[0]
+    low = np.zeros(a.shape)
+    y = np.zeros(b.shape)
+    bad = np.zeros(a.shape[2:], bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(k):
+            pivot = a[j, j].copy()
+            for m in range(j):
+                pivot -= low[j, m] ** 2
+            bad |= ~(pivot > 1e-10 * a[j, j])
+            root = np.sqrt(np.where(bad, 1.0, pivot))
+            low[j, j] = root
+            if j + 1 < k:                               # the column below the pivot
+                col = a[j + 1:, j].copy()
+                for m in range(j):
+                    col -= low[j + 1:, m] * low[j, m]
+                low[j + 1:, j] = col / root
+            rhs = b[j].copy()
+            for m in range(j):
+                rhs -= low[j, m] * y[m]
+            y[j] = rhs / root
+    fit = y[0] ** 2
+    for j in range(1, k):
+        fit += y[j] ** 2
+    return fit, bad
 
 
 def _subset_weights(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -661,3 +661,32 @@ def test_demo_flags_nothing_the_planted_behaviours_do_not_explain(demo_linkage, 
     f = L.linkage_findings(demo_linkage)
     unexplained = [r for r in f[f["severity"].isin(FLAGGED)].to_dict("records") if not explained(r)]
     assert not unexplained, [(r["metric_id"], r["check"], r["scope"], r["label"]) for r in unexplained]
+
+
+def _ols_r2(x: np.ndarray, y: np.ndarray) -> float:
+    """R² of an OLS fit with intercept by least squares on the raw data (independent of the
+    correlation-matrix route)."""
+    design = np.column_stack([np.ones(len(y)), x])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    return 1 - resid @ resid / ((y - y.mean()) @ (y - y.mean()))
+
+
+def test_subset_r2_by_cholesky_equals_least_squares_on_the_data():
+    # every subset's R² from the correlation matrix (Cholesky route) against lstsq on the raw
+    # rows; the second data set has an exact copy of a predictor (collinear subsets take the
+    # fallback solve and must give the same R² as the minimum-norm least-squares fit)
+    rng = np.random.default_rng(21)
+    x = rng.normal(size=(120, 5))
+    y = x @ np.array([0.6, -0.3, 0.0, 0.2, 0.1]) + rng.normal(size=120)
+    collinear = np.column_stack([x[:, :3], x[:, 1], x[:, 4]])
+    for data in (x, collinear):
+        corr = np.corrcoef(np.column_stack([data, y]).T)
+        r2 = L._r2_all_subsets(corr, 5)
+        assert r2[0] == 0
+        for mask in range(1, 32):
+            cols = [j for j in range(5) if mask >> j & 1]
+            assert r2[mask] == pytest.approx(_ols_r2(data[:, cols], y), abs=1e-12), cols
+    fit, bad = L._cholesky_r2(np.moveaxis(np.corrcoef(collinear.T)[None, :, :], 0, -1),
+                              np.moveaxis(np.corrcoef(np.column_stack([collinear, y]).T)[None, :5, 5], 0, -1))
+    assert bad.tolist() == [True]          # the copy is detected, not solved through
