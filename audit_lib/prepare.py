@@ -14,7 +14,8 @@ Choices worth knowing
       alphabetical), so an agent is one row per week even after a mid-quarter move.
     * ``week`` and ``date`` are stored as timestamps at midnight (pandas reads datetime64).
     * Histograms count handled contacts (abandoned excluded) at 1-second bins (60 s for
-      ``resolution_seconds``); ``value`` is the bin's lower edge.
+      ``resolution_seconds``); ``value`` is the bin's lower edge. Their rows come in no
+      particular order (every other table is sorted by its keys).
     * ``first_replies`` targets come from the register: the target of the first metric whose
       ``kpi`` is ``first_reply_time`` (resp. ``resolution_time``); NULL counts when absent.
       Besides the documented columns it carries ``instant_slow_resolution`` (first reply
@@ -237,8 +238,9 @@ def _queries(columns: set[str], kpis: list[str], th: Thresholds, targets: dict) 
             f"floor({measure} / {width}) * {width} AS value, CAST({width} AS INTEGER) AS resolution, count(*) AS count "
             f"FROM __plain WHERE {measure} IS NOT NULL AND NOT {_AB} GROUP BY ALL")
     if hist:
-        q[P.HISTOGRAMS] = (" UNION ALL ".join(hist)
-                           + f" ORDER BY measure, {C.CHANNEL}, {C.TEAM}, {C.AGENT_ID}, value")
+        # in no particular order: every reader groups and sorts the slice it needs, and sorting
+        # 1.36M rows by four text keys took 0.9 of the 3.7 s of this table at 10M contacts
+        q[P.HISTOGRAMS] = " UNION ALL ".join(hist)
     else:
         q[P.HISTOGRAMS] = (f"SELECT CAST(NULL AS VARCHAR) AS measure, CAST(NULL AS VARCHAR) AS {C.CHANNEL}, "
                            f"CAST(NULL AS VARCHAR) AS {C.TEAM}, CAST(NULL AS VARCHAR) AS {C.AGENT_ID}, "
