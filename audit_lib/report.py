@@ -33,9 +33,11 @@ Kernels
     hence no "unencrypted TCP" warning); its own stdout/stderr go to a log in its private
     socket folder, so the console shows only the runner's progress lines. On Linux the two
     kernels are forks of one fork server (:mod:`audit_lib.kernel_fork`) that starts first
-    thing and imports the libraries once, while the inputs are validated (small exports) or
-    once they are prepared (large ones); elsewhere, or if the server fails, the kernels start
-    the usual way first thing and import the libraries at those same points. Each kernel runs
+    thing and imports the libraries once, while the inputs are validated (small exports) or,
+    for large ones, in a nice-19 thread meanwhile, so that it takes only CPU the validation and
+    preparation leave idle, and the kernels are forked once the inputs are prepared; elsewhere,
+    or if the server fails, the kernels start the usual way first thing and import the
+    libraries once the inputs are validated (small exports) or prepared (large ones). Each kernel runs
     several notebooks through one connected client, its namespace reset in between; the
     longest notebooks (by the client's previous report) start first, and the scorecard starts
     as soon as the others have saved their findings. A background thread writes the HTML
@@ -1002,6 +1004,8 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
             early = _small_export(params)
             if early:  # the kernels import the libraries while the inputs are validated and prepared
                 _warm_workers(workers, out, params_path, work, background)
+            elif registry.fork_server is not None:  # large export: the server imports on idle CPU only
+                registry.fork_server.preload()
             from . import context, findings as fnd, privacy
             hashes = background.submit(_input_hashes, params)
 
@@ -1024,7 +1028,7 @@ def run(params_path: str | os.PathLike, *, parallel: bool = True, quiet: bool = 
                             dict(zip(register[Register.METRIC_ID].astype(str), register[Register.NAME].astype(str))))
             del validation, register  # the loaded contacts are no longer needed; free them before the notebooks run
             background.submit(_warm_up)
-            if not early:  # large export: the libraries load only now, so they do not add to the runner's peak
+            if not early:  # large export: the kernels start only now, so they do not add to the peak
                 _warm_workers(workers, out, params_path, work, background)
 
             t = time.perf_counter()

@@ -65,6 +65,43 @@ def test_forked_kernels_run_code_in_their_own_session_and_environment(registry, 
     assert _gone(pid)
 
 
+def _thread_nices(pid: int) -> list[int]:
+    """Niceness of each thread of ``pid`` (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{task}/stat").read()
+        except OSError:
+            continue
+        out.append(int(stat.rsplit(")", 1)[1].split()[16]))
+    return out
+
+
+def test_preload_imports_at_low_priority_and_kernels_keep_normal_priority(registry, tmp_path):
+    """A large export's run asks the server to import while it validates: the imports run in a
+    nice-19 thread (only idle CPU), and the kernels forked afterwards are normal-priority
+    processes that have the libraries already."""
+    server = registry.fork_server
+    server.preload()
+    seen = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 19 not in seen:
+        seen = _thread_nices(server.pid)
+        time.sleep(0.01)
+    assert 19 in seen                       # the import thread, while it runs
+    assert 0 in seen                        # the main thread keeps its priority
+    kernel = report._Kernel(1, registry)
+    try:
+        probe = _probe(kernel, tmp_path)
+        assert probe["ppid"] == server.pid and probe["preloaded"]
+        assert os.getpriority(os.PRIO_PROCESS, probe["pid"]) == 0
+        # (threads a library starts while the import thread imports it, e.g. OpenBLAS's, are
+        # nice 19 in the server; a fork keeps only the forking thread, so none reach a kernel)
+        assert set(_thread_nices(probe["pid"])) == {0}
+    finally:
+        kernel.stop()
+
+
 def test_a_kernel_exits_when_the_server_dies(registry, tmp_path):
     kernel = report._Kernel(1, registry)
     try:
