@@ -42,11 +42,14 @@ KERNEL_MODULES = ("pandas", "numpy", "matplotlib.pyplot",
                   "audit_lib.context", "audit_lib.findings", "audit_lib.kpis", "audit_lib.overview",
                   "audit_lib.register", "audit_lib.behaviour", "audit_lib.perception", "audit_lib.linkage",
                   "audit_lib.scorecard", "audit_lib.site", "audit_lib.anonymity", "audit_lib.plots_register",
-                  "audit_lib.plots_behaviour", "audit_lib.plots_perception", "audit_lib.plots_linkage",
-                  # imported on first use inside the lenses; every kernel paid for them itself
-                  # (0.13-0.41 s per notebook, 1.3 s of CPU over the six on the demo)
-                  "audit_lib.params", "audit_lib.demo", "audit_lib.privacy", "pyarrow.dataset",
-                  "pandas.io.formats.style", "scipy.optimize", "matplotlib.backends.backend_agg")
+                  "audit_lib.plots_behaviour", "audit_lib.plots_perception", "audit_lib.plots_linkage")
+
+#: imported on first use inside the lenses: 0.13-0.41 s per kernel, 1.3 s of CPU over the six
+#: notebooks of the demo. Only the low-priority preload of a large export imports them (idle
+#: CPU); elsewhere the server's imports delay the first kernel, while each kernel's own
+#: imports run beside the other kernel (the demo was 0.93x with them in KERNEL_MODULES)
+FIRST_USE_MODULES = ("audit_lib.params", "audit_lib.demo", "audit_lib.privacy", "pyarrow.dataset",
+                     "pandas.io.formats.style", "scipy.optimize", "matplotlib.backends.backend_agg")
 
 # imported by the server as soon as it starts (light: ~60 MB, ~0.8 s of CPU). Not
 # matplotlib_inline.backend_inline: importing it hooks figure display into the running IPython
@@ -305,7 +308,8 @@ def serve() -> None:
             request = json.loads(line)
             if request.get("preload"):
                 if background is None and not preloaded:
-                    background = threading.Thread(target=_import_idle, args=(KERNEL_MODULES,), daemon=True)
+                    names = KERNEL_MODULES + FIRST_USE_MODULES
+                    background = threading.Thread(target=_import_idle, args=(names,), daemon=True)
                     background.start()
                 continue
             if not preloaded:
