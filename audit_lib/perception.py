@@ -935,8 +935,10 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
     -------
     DataFrame
         ``team, respondents, agents_responding, agents, response_rate`` for the shown
-        teams, then a ``total`` row when the total may be shown. ``attrs["note"]`` is
-        a plain-language footnote (suppression; rates above 100% are blanked).
+        teams, then a ``total`` row when the total may be shown. Every count, the total's
+        included, covers respondents who gave a team (as :func:`team_role_counts` does).
+        ``attrs["note"]`` is a plain-language footnote (suppression; respondents without a
+        team; rates above 100% are blanked).
     """
     if Survey.TEAM not in survey.columns:
         return pd.DataFrame(columns=[Survey.TEAM, "respondents"])
@@ -960,7 +962,9 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
         out["response_rate"] = (out["agents_responding"] / out["agents"]).astype("Float64")
         cols += ["agents_responding", "agents", "response_rate"]
         if total_shown:
-            n_agents_resp = int(is_agent.sum())
+            # agents who gave a team, like every other count here and the team x role table
+            # (an agent without a team is in no team's headcount either)
+            n_agents_resp = int(a_shown.attrs["overall_n"]) if a_shown.attrs["total_shown"] else 0
             total_agents = int(hc["agents"].sum())
             total_row = {Survey.TEAM: "total", "respondents": int(frame[Survey.TEAM].notna().sum()),
                          "agents_responding": n_agents_resp if a_shown.attrs["total_shown"] else pd.NA,
@@ -973,6 +977,8 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
     if total_shown:
         out = pd.concat([out, pd.DataFrame([total_row])], ignore_index=True)
     notes = [anonymity.suppression_note(shown.attrs["suppressed"], threshold)]
+    if total_shown and frame[Survey.TEAM].isna().any():
+        notes.append("Respondents who gave no team are not counted in this table.")
     if "response_rate" in out.columns:
         out["response_rate"] = out["response_rate"].astype("Float64")
         over = (out["agents_responding"] > out["agents"]).fillna(False).astype(bool)

@@ -578,6 +578,25 @@ def test_response_rate_above_one_is_blanked_with_a_note(survey):
     assert "more agents answering" in rr.attrs["note"] and "fewer than 5" in rr.attrs["note"]
 
 
+def test_response_rate_totals_count_respondents_with_a_team_like_the_role_table():
+    # hand-built: Atlas and Beacon 6 agents + 5 managers each; 3 more agents gave no team
+    teams = ["Atlas"] * 11 + ["Beacon"] * 11 + [None] * 3
+    roles = (["agent"] * 6 + ["manager"] * 5) * 2 + ["agent"] * 3
+    s = pd.DataFrame({"respondent_id": [f"r{i}" for i in range(len(teams))], "team": teams, "role": roles})
+    headcount = pd.DataFrame({"team": ["Atlas", "Beacon"], "agents": [10, 10]})
+    rr = P.response_rates(s, headcount).set_index("team")
+    # by hand: 22 respondents and 12 agents gave a team; 12 of the 20 agents in the contacts
+    assert rr.loc["total", "respondents"] == 22 and rr.loc["total", "agents_responding"] == 12
+    assert rr.loc["total", "response_rate"] == pytest.approx(12 / 20)
+    ct = P.team_role_counts(s)
+    assert ct.loc["total", "agent"] == rr.loc["total", "agents_responding"]
+    assert ct.loc["total", "total"] == rr.loc["total", "respondents"]
+    assert "gave no team are not counted" in rr.attrs["note"]
+    with_teams = P.response_rates(s.dropna(subset=["team"]), headcount)
+    assert "gave no team" not in with_teams.attrs["note"]
+    assert with_teams.set_index("team").loc["total", "agents_responding"] == 12
+
+
 def test_response_rate_display_has_readable_headers_and_percentages(survey):
     headcount = pd.DataFrame({"team": ["Atlas", "Beacon", "Comet", "Delta"], "agents": [10, 60, 60, 6]})
     rr = P.response_rates(survey, headcount)
