@@ -28,7 +28,7 @@ from .errors import RunError
 from .findings import FLAGGED, LENS_ORDER
 
 __all__ = ["REPORT_CSS", "FRAGMENT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc",
-           "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
+           "Table", "show", "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
            "table_html", "evidence_matrix_html", "styled_table"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
@@ -617,6 +617,38 @@ def styled_table(df: pd.DataFrame, formats: dict | None = None, na_rep: str = ""
 def table_html(df: pd.DataFrame) -> str:
     """Any small DataFrame as an escaped, left-aligned table fragment (full text, no truncation)."""
     return _fragment(_table(df, [(c, str(c)) for c in df.columns]))
+
+
+class Table:
+    """A DataFrame as a notebook shows it in a report: :func:`table_html` in the page (every cell
+    escaped, no index, no truncated text), and its plain text without the index where only text
+    is shown (a console, or what nbval compares in a ``# NBVAL_CHECK_OUTPUT`` cell).
+
+    Examples
+    --------
+    >>> t = Table(pd.DataFrame({"team": ["<b>A</b>"], "n": [12]}))
+    >>> "&lt;b&gt;A&lt;/b&gt;" in t._repr_html_() and "<b>A</b>" not in t._repr_html_()
+    True
+    >>> print(repr(t))
+        team  n
+    <b>A</b> 12
+    """
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+
+    def _repr_html_(self) -> str:
+        return table_html(self.df)
+
+    def __repr__(self) -> str:
+        return self.df.to_string(index=False)
+
+
+def show(df: pd.DataFrame | pd.Series) -> Table:
+    """``df`` (a Series becomes its two columns) as a report :class:`Table`."""
+    if isinstance(df, pd.Series):
+        df = df.reset_index()
+    return Table(df)
 
 
 def metric_pages_html(pages: pd.DataFrame) -> str:

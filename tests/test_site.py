@@ -1,6 +1,7 @@
 """index.html and findings.xlsx: self-contained, escaped, well-formed."""
 from __future__ import annotations
 
+import html
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -173,3 +174,17 @@ def test_notebook_styled_tables_escape_headers_and_cells(hostile):
         assert set(parsed.tags) <= {"style", "table", "thead", "tbody", "tr", "th", "td"}, set(parsed.tags)
         assert not [a for a in parsed.attrs if a[1].lower().startswith("on")]
         assert "".join(parsed.text).count(hostile) == 2
+
+
+def test_show_gives_full_escaped_text_and_an_index_free_plain_text():
+    long = "FLAGGED in 15 of 53: " + ", ".join(f"Agent {i:05d}" for i in range(12)) + " <script>x</script>"
+    t = site.show(pd.DataFrame({"metric": ["AHT", "FCR"], "what the data shows": [long, "no sign"]}))
+    page = t._repr_html_()
+    # pandas' own HTML cuts text at 50 characters and shows the index; the report table does neither
+    assert html.escape(long) in page and "<script>" not in page and "<th" in page
+    assert "...</td>" not in page and ">0<" not in page
+    text = repr(t)
+    assert text.splitlines()[0].split() == ["metric", "what", "the", "data", "shows"]
+    assert text.splitlines()[1].lstrip().startswith("AHT")          # no index column before the values
+    counts = site.show(pd.Series([4, 1], index=pd.Index(["keep", "retire"], name="verdict"), name="count"))
+    assert list(counts.df.columns) == ["verdict", "count"] and "dtype" not in repr(counts)
