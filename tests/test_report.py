@@ -107,6 +107,13 @@ def test_html_opens_offline(published):
     assert "open_audit" not in overview          # code hidden
 
 
+def test_report_tables_are_the_reports_own(published):
+    # a bare DataFrame output shows pandas' table: an index column and text cut at 50 characters
+    for page in sorted(published.glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        assert 'class="dataframe"' not in text, f"{page.name}: show tables with site.show / site.table_html"
+
+
 def _same_tree(page: str) -> str:
     from bs4 import BeautifulSoup
     return str(BeautifulSoup(page, features="html.parser"))
