@@ -964,13 +964,12 @@ def response_rates(survey: pd.DataFrame, headcount: pd.DataFrame | None = None, 
         if total_shown:
             # agents who gave a team, like every other count here and the team x role table
             # (an agent without a team is in no team's headcount either)
-            n_agents_resp = int(a_shown.attrs["overall_n"]) if a_shown.attrs["total_shown"] else 0
+            agents_shown = a_shown.attrs["total_shown"]
+            n_agents_resp = int(a_shown.attrs["overall_n"]) if agents_shown else pd.NA
             total_agents = int(hc["agents"].sum())
             total_row = {Survey.TEAM: "total", "respondents": int(frame[Survey.TEAM].notna().sum()),
-                         "agents_responding": n_agents_resp if a_shown.attrs["total_shown"] else pd.NA,
-                         "agents": total_agents,
-                         "response_rate": (n_agents_resp / total_agents
-                                           if a_shown.attrs["total_shown"] and total_agents else pd.NA)}
+                         "agents_responding": n_agents_resp, "agents": total_agents,
+                         "response_rate": n_agents_resp / total_agents if agents_shown and total_agents else pd.NA}
     elif total_shown:
         total_row = {Survey.TEAM: "total", "respondents": int(frame[Survey.TEAM].notna().sum())}
     out = out[cols]

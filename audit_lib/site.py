@@ -28,8 +28,8 @@ from .errors import RunError
 from .findings import FLAGGED, LENS_ORDER
 
 __all__ = ["REPORT_CSS", "FRAGMENT_CSS", "VERDICT_COLOURS", "render_index", "write_findings_xlsx", "esc",
-           "Table", "show", "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html", "summary_html",
-           "table_html", "evidence_matrix_html", "styled_table"]
+           "Table", "show", "scorecard_html", "recommendations_html", "comparison_html", "metric_pages_html",
+           "summary_html", "table_html", "evidence_matrix_html", "styled_table"]
 
 #: verdict -> (background, text) colours, shared by the page and the workbook
 VERDICT_COLOURS = {
