@@ -16,7 +16,7 @@ from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.ticker import FixedLocator
 
 __all__ = ["LINE", "STEPS", "TICK", "adjust", "cut", "fit", "inner_ticks", "legend_columns", "plain",
-           "text_width", "tick_width"]
+           "text_width", "tick_width", "widest"]
 
 LINE = 1.25 / 72        # inches per point of font size, one line of text with its leading
 TICK = 0.13             # tick length, pad and a little air, inches
@@ -34,17 +34,18 @@ def plain(text) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _line_width(line: str, size: float, dpi: float, font: tuple) -> float:
+def _line_width(line: str, size: float, weight: str, dpi: float, font: tuple) -> float:
     from matplotlib.backends.backend_agg import RendererAgg
-    return RendererAgg(1, 1, dpi).get_text_width_height_descent(line, FontProperties(size=size), False)[0] / dpi
+    prop = FontProperties(size=size, weight=weight)
+    return RendererAgg(1, 1, dpi).get_text_width_height_descent(line, prop, False)[0] / dpi
 
 
 _ADVANCES: dict = {}
 
 
-def text_width(text, size: float) -> float:
-    """Width in inches of the widest line of ``text`` (plain, as drawn) at ``size`` points, at the
-    figure resolution.
+def text_width(text, size: float, weight: str | None = None) -> float:
+    """Width in inches of the widest line of ``text`` (plain, as drawn) at ``size`` points and
+    ``weight`` (default: the rc font weight), at the figure resolution.
 
     Summed from each character's (hinted) advance, measured once per character: laying out a
     whole line costs about a millisecond, and so many labels are measured that it shows. The
@@ -54,15 +55,16 @@ def text_width(text, size: float) -> float:
     from matplotlib.backends.backend_agg import get_hinting_flag
     rc = plt.rcParams
     dpi = rc["figure.dpi"]
-    key = (size, dpi, tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), rc["font.weight"], rc["text.hinting"])
+    weight = weight or rc["font.weight"]
+    key = (size, dpi, tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), weight, rc["text.hinting"])
     if key not in _ADVANCES:
-        font = get_font(findfont(FontProperties(size=size)))
+        font = get_font(findfont(FontProperties(size=size, weight=weight)))
         _ADVANCES[key] = (font, set(font.get_charmap()), {})
     font, charmap, advances = _ADVANCES[key]
     widest = 0.0
     for line in str(text).split("\n"):
         if not all(ord(c) in charmap for c in line):
-            widest = max(widest, _line_width(line, size, dpi, key[2:]))
+            widest = max(widest, _line_width(line, size, weight, dpi, key[2:4] + key[5:]))
             continue
         width = 0.0
         for c in line:
@@ -74,14 +76,20 @@ def text_width(text, size: float) -> float:
     return widest
 
 
-def cut(text: str, width: float, size: float) -> str:
+def widest(labels, size: float, weight: str | None = None) -> float:
+    """Width in inches of the widest of ``labels`` (see :func:`text_width`); 0 without labels."""
+    return max((text_width(t, size, weight) for t in {str(t) for t in labels}), default=0.0)
+
+
+def cut(text, width: float, size: float, weight: str | None = None) -> str:
     """``text`` cut with an ellipsis to fit ``width`` inches."""
-    if text_width(text, size) <= width:
+    text = str(text)
+    if text_width(text, size, weight) <= width:
         return text
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if text_width(text[:mid].rstrip() + "…", size) <= width:
+        if text_width(text[:mid].rstrip() + "…", size, weight) <= width:
             lo = mid
         else:
             hi = mid - 1

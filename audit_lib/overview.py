@@ -132,7 +132,8 @@ def weekly_volume_figure(audit):
     from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     from .chart_text import plain as _plain
-    from .plots_register import shorten, text_width
+    from .chart_text import widest
+    from .plots_register import shorten
 
     tw = audit.table(P.TEAM_WEEK)
     tw["team"] = tw[C.TEAM].fillna("(no team)")
@@ -141,7 +142,7 @@ def weekly_volume_figure(audit):
     teams = [_plain(shorten(t, 30)) for t in wide.columns]
     plot_w, plot_h, bottom = 6.9, 2.3, 0.6
     # legend under the title, as many columns as fit over the plot (at most 6)
-    legend_cols = max(1, min(len(teams), 6, int(plot_w // (text_width(teams, 8) + 0.5))))
+    legend_cols = max(1, min(len(teams), 6, int(plot_w // (widest(teams, 8) + 0.5))))
     top = 0.42 + 0.2 + 0.2 * -(-len(teams) // legend_cols) + 0.1
     fig = plt.figure(figsize=(8, top + plot_h + bottom))
     ax = fig.add_axes((0, 0, 1, 1))                      # placed below, once the margins are known
@@ -160,7 +161,7 @@ def weekly_volume_figure(audit):
     ax.tick_params(axis="y", labelsize=8)
     lo, hi = ax.get_ylim()
     ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
-    left = 0.12 + 0.25 + text_width(ax.yaxis.get_major_formatter().format_ticks(ticks), 8) + 0.1
+    left = 0.12 + 0.25 + widest(ax.yaxis.get_major_formatter().format_ticks(ticks), 8) + 0.1
     width = left + plot_w + 0.2
     height = top + plot_h + bottom
     fig.set_size_inches(width, height)
@@ -186,12 +187,13 @@ def missingness_figure(audit):
     from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
     from .chart_text import plain as _plain
-    from .plots_register import shorten, text_width
+    from .chart_text import widest
+    from .plots_register import shorten
 
     cov = audit.table(P.COVERAGE).sort_values("missing_share")
     labels = [_plain(shorten(c, 40)) for c in cov["column"]]
     plot_w, row_h, top, bottom = 5.0, 0.26, 0.4, 0.55
-    left = 0.12 + text_width(labels, 9) + 0.1
+    left = 0.12 + widest(labels, 9) + 0.1
     width, height = left + plot_w + 0.3, top + bottom + row_h * max(len(cov), 2)
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((left / width, bottom / height, plot_w / width, row_h * max(len(cov), 2) / height))

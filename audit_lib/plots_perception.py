@@ -15,9 +15,10 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
+from .chart_text import cut, widest
 from .chart_text import plain as _plain
 from .perception import LIKERT_LABELS, MEDIUM_R, THEMES
-from .plots_register import fit_width, shorten, text_width
+from .plots_register import shorten
 
 __all__ = ["LIKERT_COLOURS", "diverging_bars", "gap_chart", "index_chart", "theme_chart"]
 
@@ -86,9 +87,9 @@ def diverging_bars(counts: pd.DataFrame, names: dict | None = None, metrics: lis
     # layout in inches: label column sized from the longest statement label, fixed bar width
     labels = [label for *_, lab in rows for label in lab]
     pad, gap, bar_w, right = 0.12, 0.08, 4.6, 0.6
-    left = pad + text_width(labels, 8) + gap
+    left = pad + widest(labels, 8) + gap
     width = max(left + bar_w + right, 7.2)
-    headings = [fit_width(names.get(m, m), width - 2 * pad, 9, "bold") for m, *_ in rows]
+    headings = [cut(names.get(m, m), width - 2 * pad, 9, "bold") for m, *_ in rows]
     pitch, head_gap = 0.16, 1.6                       # inches per row; rows from one metric to the next
     ys, heads, y = [], [], 0.0
     for *_, lab in rows:
@@ -150,7 +151,7 @@ def _panel(labels, rows: int, *, plot_w: float, right: float, top: float, bottom
     Margins come from the labels (measured, not laid out by ``tight_layout``): nothing is
     clipped and the plot keeps its size whatever the client's metric names.
     """
-    left = 0.12 + text_width(labels, fontsize) + 0.1
+    left = 0.12 + widest(labels, fontsize) + 0.1
     width = left + plot_w + right
     plot_h = row_h * max(rows, 2)
     height = top + bottom + plot_h

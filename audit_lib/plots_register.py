@@ -17,12 +17,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
-from .chart_text import plain
+from .chart_text import cut, plain, widest
 from .register import TENSION_CODES
 from .site import styled_table
 
-__all__ = ["TENSION_COLOURS", "fit_width", "plain", "plot_targets", "plot_tension_matrix", "shorten", "show_table",
-           "text_width"]
+__all__ = ["TENSION_COLOURS", "plain", "plot_targets", "plot_tension_matrix", "shorten", "show_table"]
 
 #: one colour per tension code (0 none .. 4 pulling against each other, neither paired)
 TENSION_COLOURS = ("#f4f4f4", "#6baed6", "#74c476", "#fdae6b", "#de2d26")
@@ -43,39 +42,6 @@ def shorten(text, limit: int) -> str:
     """
     text = str(text)
     return text if len(text) <= limit else text[:max(limit - 1, 1)].rstrip() + "…"
-
-
-def fit_width(text, inches: float, size: float = 10.0, weight: str = "normal") -> str:
-    """``text`` shortened (with an ellipsis) until it is at most ``inches`` wide at ``size`` points."""
-    text = str(text)
-    if text_width([text], size, weight) <= inches:
-        return text
-    lo, hi = 1, len(text) - 1                    # longest cut that fits, by bisection
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if text_width([shorten(text, mid)], size, weight) <= inches:
-            lo = mid
-        else:
-            hi = mid - 1
-    return shorten(text, lo)
-
-
-def text_width(labels, size: float = 10.0, weight: str = "normal") -> float:
-    """Width in inches of the widest of ``labels`` (unescaped text) drawn at ``size`` points.
-
-    Measured with the font matplotlib draws with (no figure or renderer needed), so margins can
-    be set from the labels instead of by ``tight_layout``, which lays a figure out twice. The
-    width has 8 % to spare: drawn text is hinted (advances rounded to whole pixels) and comes out
-    up to ~8 % wider than its outline at screen resolutions.
-    """
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import text_to_path
-
-    prop = FontProperties(size=size, weight=weight)
-    # the longest strings are the widest except in odd cases; the 12 longest are measured
-    widest = sorted({str(t) for t in labels}, key=len, reverse=True)[:12]
-    return 1.08 * max((text_to_path.get_text_width_height_descent(t, prop, ismath=False)[0] for t in widest),
-                      default=0.0) / 72.0
 
 
 def show_table(df: pd.DataFrame, caption: str | None = None):
@@ -115,10 +81,10 @@ def plot_tension_matrix(matrix: pd.DataFrame, title: str = "Which metrics pull a
     cols = [plain(shorten(c, 24)) for c in matrix.columns]
     legend_labels = list(TENSION_CODES.values())
     pad, gap = 0.12, 0.08
-    left = pad + text_width(rows, 10) + gap
+    left = pad + widest(rows, 10) + gap
     # x labels turn 60 degrees: they reach down sin(60) of their length, plus their own height
-    bottom = pad + text_width(cols, 10) * math.sin(math.radians(60)) + 0.2
-    right = 0.25 + 0.6 + text_width(legend_labels, 9) + pad     # legend: handle, gap, label
+    bottom = pad + widest(cols, 10) * math.sin(math.radians(60)) + 0.2
+    right = 0.25 + 0.6 + widest(legend_labels, 9) + pad     # legend: handle, gap, label
     top = 0.45
     width = left + max(n_cols, 1) * cell + right
     height = max(bottom + max(n_rows, 1) * cell + top, 1.2 + 5 * 0.25)
@@ -218,7 +184,7 @@ def plot_targets(tracking: pd.DataFrame, ncols: int = 3) -> Figure:
             tl = ax.axhline(target / div, color="#d62728", linestyle="--", linewidth=1.4)
             handles.setdefault("Target", tl)
         better = sub["direction"].iloc[0]
-        title = fit_width(f"{metric}: {sub['name'].iloc[0]}", panel_w + 0.3, 10)
+        title = cut(f"{metric}: {sub['name'].iloc[0]}", panel_w + 0.3, 10)
         ax.text(0, 1.04, plain(title) + f"\n({better} is better)",
                 transform=ax.transAxes, fontsize=10, va="bottom", ha="left", linespacing=1.1)
         ax.set_ylabel(label, fontsize=9)
@@ -240,12 +206,12 @@ def plot_targets(tracking: pd.DataFrame, ncols: int = 3) -> Figure:
         else:
             ax.set_xticks([])
     # y tick labels, tick marks and the unit label to the left of each panel
-    gutter = 0.12 + 0.2 + text_width(tick_labels, 8) + 0.1
+    gutter = 0.12 + 0.2 + widest(tick_labels, 8) + 0.1
     right = 0.45                                 # half a date label past the last week
     width = ncols * (gutter + panel_w) - 0.1 + right
     order = [t for t in teams if t in handles] + [k for k in ("Centre", "Target") if k in handles]
     legend_labels = [plain(shorten(k, 32)) for k in order]
-    legend_cols = max(1, min(len(order), 6, int(width // (text_width(legend_labels, 9) + 0.75))))
+    legend_cols = max(1, min(len(order), 6, int(width // (widest(legend_labels, 9) + 0.75))))
     top = 0.12 + 0.24 * math.ceil(len(order) / legend_cols)
     height = top + nrows * (title_h + panel_h) + (nrows - 1) * gap_h + bottom
     fig.set_size_inches(width, height)
