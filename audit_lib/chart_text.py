@@ -34,7 +34,7 @@ def plain(text) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _line_width(line: str, size: float, weight: str, dpi: float, font: tuple) -> float:
+def _line_width(line: str, size: float, weight: str, dpi: float, fonts: tuple) -> float:
     from matplotlib.backends.backend_agg import RendererAgg
     prop = FontProperties(size=size, weight=weight)
     return RendererAgg(1, 1, dpi).get_text_width_height_descent(line, prop, False)[0] / dpi
@@ -56,15 +56,16 @@ def text_width(text, size: float, weight: str | None = None) -> float:
     rc = plt.rcParams
     dpi = rc["figure.dpi"]
     weight = weight or rc["font.weight"]
-    key = (size, dpi, tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), weight, rc["text.hinting"])
+    fonts = (tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), rc["text.hinting"])
+    key = (size, dpi, weight, fonts)
     if key not in _ADVANCES:
         font = get_font(findfont(FontProperties(size=size, weight=weight)))
         _ADVANCES[key] = (font, set(font.get_charmap()), {})
     font, charmap, advances = _ADVANCES[key]
-    widest = 0.0
+    longest = 0.0
     for line in str(text).split("\n"):
         if not all(ord(c) in charmap for c in line):
-            widest = max(widest, _line_width(line, size, weight, dpi, key[2:4] + key[5:]))
+            longest = max(longest, _line_width(line, size, weight, dpi, fonts))
             continue
         width = 0.0
         for c in line:
@@ -72,8 +73,8 @@ def text_width(text, size: float, weight: str | None = None) -> float:
                 font.set_size(size, dpi)          # the font object is matplotlib's own, shared: size it each time
                 advances[c] = font.load_char(ord(c), flags=get_hinting_flag()).horiAdvance / 64 / dpi
             width += advances[c]
-        widest = max(widest, width)
-    return widest
+        longest = max(longest, width)
+    return longest
 
 
 def widest(labels, size: float, weight: str | None = None) -> float:
